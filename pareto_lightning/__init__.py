@@ -1,0 +1,61 @@
+"""pareto-lightning: preference-conditioned multi-objective LLM alignment with PyTorch Lightning."""
+
+from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlignmentModule
+from pareto_lightning.callbacks import JSONLPredictionWriter, MetaLoop, ParetoEvaluation
+from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
+from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
+from pareto_lightning.policy import PreferencePolicy, Rollout
+from pareto_lightning.preferences import (
+    PAPER_EVAL_WEIGHTS,
+    DirichletPreferenceSampler,
+    simplex_grid,
+    split_seen_unseen,
+    validate_preference,
+)
+from pareto_lightning.rewards import (
+    HFRewardModel,
+    IdentityNormalizer,
+    MaxScaler,
+    MultiObjectiveReward,
+    RewardFunction,
+    RewardNormalizer,
+    Standardizer,
+    TanhSquash,
+)
+from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PAPER_EVAL_WEIGHTS",
+    "DirichletPreferenceSampler",
+    "GRPOModule",
+    "HFPrompts",
+    "HFRewardModel",
+    "HypervolumeMetric",
+    "IdentityNormalizer",
+    "JSONLPredictionWriter",
+    "LinearScalarization",
+    "ListPrompts",
+    "MOODPOModule",
+    "MaxScaler",
+    "MetaLoop",
+    "MultiObjectiveReward",
+    "ParetoEvaluation",
+    "PreferenceAlignmentModule",
+    "PreferencePolicy",
+    "PreferencePromptDataModule",
+    "PreferenceUtility",
+    "PromptSource",
+    "RewardFunction",
+    "RewardNormalizer",
+    "Rollout",
+    "Scalarizer",
+    "SmoothTchebycheff",
+    "Standardizer",
+    "TanhSquash",
+    "Tchebycheff",
+    "simplex_grid",
+    "split_seen_unseen",
+    "validate_preference",
+]

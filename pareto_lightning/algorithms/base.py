@@ -1,0 +1,223 @@
+"""Shared orchestration of the preference-conditioned algorithms: rollout, scoring, logging, optimizer.
+
+Subclasses implement only ``compute_loss`` (the algorithm); the maths lives in :mod:`pareto_lightning.losses`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from pareto_lightning.policy import PreferencePolicy, Rollout
+from pareto_lightning.preferences import validate_preference
+from pareto_lightning.rewards import MultiObjectiveReward
+from pareto_lightning.scalarization import Scalarizer
+from pareto_lightning.sharding import is_fsdp, shard_causal_lm
+
+_FROZEN_REWARD_PREFIX = "reward.reward_modules."
+
+
+class PreferenceAlignmentModule(pl.LightningModule):
+    """Base LightningModule: one training step is rollout -> rewards -> utilities -> ``compute_loss``.
+
+    Args:
+        policy: the preference-conditioned policy.
+        reward: ``K`` reward functions (+ optional normalizer); ``K`` must equal the policy's objectives.
+        scalarizer: how a reward vector and ``w`` become one utility (linear, smooth Tchebycheff, ...).
+        num_generations: completions per prompt ``G``.
+        beta: KL (GRPO) or DPO temperature coefficient; ``beta == 0`` skips the reference model in GRPO.
+        learning_rate: AdamW peak learning rate (the paper: 1e-6 for Qwen2-0.5B).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warmup from 0 to the peak.
+        min_lr_ratio: the cosine schedule decays to ``learning_rate * min_lr_ratio`` at ``trainer.max_steps``.
+        sample_log_every_n_steps: write sample completions with their ``w`` to TensorBoard this often (0: never).
+        eval_num_generations: sampled completions per (prompt, w) in the evaluation sweep.
+        eval_seed: seed of the evaluation sampling (evaluations are reproducible).
+    """
+
+    uses_reference: bool = True
+
+    def __init__(
+        self,
+        policy: PreferencePolicy,
+        reward: MultiObjectiveReward,
+        scalarizer: Scalarizer,
+        num_generations: int = 8,
+        beta: float = 0.1,
+        learning_rate: float = 1e-6,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 0.0,
+        sample_log_every_n_steps: int = 50,
+        eval_num_generations: int = 1,
+        eval_seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        problems = []
+        if num_generations < 2:
+            problems.append(f"`model.init_args.num_generations` must be >= 2 (a group needs a spread); got {num_generations}.")
+        if beta < 0:
+            problems.append(f"`model.init_args.beta` must be >= 0; got {beta}.")
+        if not learning_rate > 0:
+            problems.append(f"`model.init_args.learning_rate` must be > 0; got {learning_rate}.")
+        if warmup_steps < 0:
+            problems.append(f"`model.init_args.warmup_steps` must be >= 0; got {warmup_steps}.")
+        if not 0 <= min_lr_ratio <= 1:
+            problems.append(f"`model.init_args.min_lr_ratio` must be in [0, 1]; got {min_lr_ratio}.")
+        if eval_num_generations < 1:
+            problems.append(f"`model.init_args.eval_num_generations` must be >= 1; got {eval_num_generations}.")
+        if problems:
+            raise ValueError(f"invalid {type(self).__name__} configuration:\n  " + "\n  ".join(problems))
+        reward.check_num_objectives(policy.num_objectives, key="model.init_args.policy.init_args.objective_names")
+        self.policy, self.reward, self.scalarizer = policy, reward, scalarizer
+        self.num_generations, self.beta = num_generations, beta
+        self.learning_rate, self.weight_decay = learning_rate, weight_decay
+        self.warmup_steps, self.min_lr_ratio = warmup_steps, min_lr_ratio
+        self.sample_log_every_n_steps = sample_log_every_n_steps
+        self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
+        # Rewards are frozen and never seen by the optimizer.
+        self.reward.requires_grad_(False)
+
+    @property
+    def num_objectives(self) -> int:
+        return self.policy.num_objectives
+
+    # ---------------------------------------------------------------------------------------------- lifecycle
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.beta > 0 and self.uses_reference:
+            self.policy.create_reference()
+
+    def configure_model(self) -> None:
+        """Under ``ModelParallelStrategy`` (FSDP2): shard the policy (and the frozen reference) per decoder layer.
+
+        Reward models are not sharded: they are small next to the policy, frozen, and never seen by the optimizer;
+        each rank holds a full copy on its own device. Other strategies (single device, ``ddp``) leave the
+        modules as they are.
+        """
+        mesh = getattr(self, "device_mesh", None)
+        if mesh is None or is_fsdp(self.policy.model):
+            return
+        dp_mesh = mesh["data_parallel"] if "data_parallel" in (mesh.mesh_dim_names or ()) else mesh
+        shard_causal_lm(self.policy.model, dp_mesh)
+        if self.policy.reference is not None:
+            shard_causal_lm(self.policy.reference, dp_mesh)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Frozen reward models are rebuilt from their own names when the module is constructed: storing them in
+        # every checkpoint would add their full size (GBs for the paper's GPT-2-large pair). The normalizer's
+        # statistics are kept. (The frozen reference lives outside the state dict for the same reason.)
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith(_FROZEN_REWARD_PREFIX)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("state_dict", {})
+        for key, value in self.state_dict().items():
+            if key.startswith(_FROZEN_REWARD_PREFIX) and key not in state:
+                state[key] = value
+
+    # ------------------------------------------------------------------------------------------------ rollout
+    def rollout(self, batch: dict[str, Any], num_generations: int, do_sample: bool = True) -> tuple[Rollout, Tensor, Tensor]:
+        """Generate, score and normalize: returns the rollout, raw rewards ``[N, K]`` and normalized ``[N, K]``."""
+        prompts = list(batch["prompts"])
+        weights = validate_preference(batch["weights"], self.num_objectives, key="batch['weights']")
+        rollout = self.policy.generate(prompts, weights, num_generations, do_sample=do_sample)
+        raw, normalized = self.reward(rollout.prompts, rollout.completions)  # [N, K] each
+        return rollout, raw.to(self.device), normalized.to(self.device)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        rollout, raw, normalized = self.rollout(batch, self.num_generations)
+        utilities = self.scalarizer(normalized, rollout.weights.to(normalized))  # [N]
+        loss, stats = self.compute_loss(rollout, utilities)
+        lengths = rollout.completion_mask.sum(-1).float()  # [N]
+        logs = {"train/loss": loss.detach(), "train/utility": utilities.mean(), "train/completion_length": lengths.mean()}
+        for k, name in enumerate(self.policy.objective_names):
+            logs[f"train/reward_raw/{name}"] = raw[:, k].mean()
+            logs[f"train/reward/{name}"] = normalized[:, k].mean()
+        logs.update({f"train/{k}": v for k, v in stats.items()})
+        self.log_dict(logs, prog_bar=False, batch_size=len(batch["prompts"]))
+        self.log("utility", utilities.mean(), prog_bar=True, logger=False, batch_size=len(batch["prompts"]))
+        self._maybe_log_samples(rollout, raw)
+        return loss
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Greedy and sampled completions for one batch of the evaluation sweep, with their rewards.
+
+        Sampling is seeded by the batch index (on a forked RNG, so training randomness is untouched): two
+        evaluations of the same weights and model give identical results. The rewards returned are the
+        normalized ones (equal to the raw ones without a normalizer); ``ParetoEvaluation`` aggregates them.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.eval_seed + 7919 * batch_idx + self.global_rank)
+            greedy_rollout, _, greedy = self.rollout(batch, 1, do_sample=False)  # [b, K]
+            _, _, sampled = self.rollout(batch, self.eval_num_generations, do_sample=True)  # [b*G, K]
+        b = len(batch["prompts"])
+        return {
+            "weight_index": batch["weight_index"],
+            "weights": batch["weights"],
+            "greedy": greedy,
+            "sampled": sampled.view(b, self.eval_num_generations, -1),  # [b, G, K]
+            "prompts": list(batch["prompts"]),
+            "completions": greedy_rollout.completions,
+        }
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        return self.validation_step(batch, batch_idx)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        """Greedy completions for each (prompt, ``w``) pair: the paper's Table 2 view."""
+        rollout, raw, _ = self.rollout(batch, 1, do_sample=False)
+        names = self.policy.objective_names
+        return [
+            {"prompt": p, "w": dict(zip(names, w, strict=True)), "completion": c,
+             "rewards": dict(zip(names, r, strict=True))}
+            for p, w, c, r in zip(rollout.prompts, rollout.weights.tolist(), rollout.completions, raw.tolist(),
+                                  strict=True)
+        ]  # fmt: skip
+
+    def compute_loss(self, rollout: Rollout, utilities: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def sequence_log_probs(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:
+        """Per-token log-probs ``[N, T]`` under the policy and (when beta > 0) the reference."""
+        logp = self.policy.log_probs(rollout)
+        ref = self.policy.reference_log_probs(rollout) if self.beta > 0 else None
+        return logp, ref
+
+    # ------------------------------------------------------------------------------------------------ logging
+    def _maybe_log_samples(self, rollout: Rollout, raw: Tensor) -> None:
+        every = self.sample_log_every_n_steps
+        experiment = getattr(self.logger, "experiment", None)
+        if not every or self.global_step % every or not hasattr(experiment, "add_text"):
+            return
+        names = self.policy.objective_names
+        rows = ["| w | prompt | completion | rewards |", "|---|---|---|---|"]
+        for i in range(0, len(rollout), rollout.group_size):
+            w = ", ".join(f"{x:.2f}" for x in rollout.weights[i].tolist())
+            r = ", ".join(f"{n}={v:.3f}" for n, v in zip(names, raw[i].tolist(), strict=True))
+            rows.append(f"| {w} | {rollout.prompts[i]} | {rollout.completions[i]} | {r} |")
+        experiment.add_text("train/samples", "\n".join(rows), self.global_step)
+
+    # ---------------------------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
+        total = self.trainer.max_steps if self.trainer.max_steps and self.trainer.max_steps > 0 else None
+        warmup, floor = self.warmup_steps, self.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            if total is None or total <= warmup:
+                return 1.0
+            progress = min(1.0, (step - warmup) / (total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

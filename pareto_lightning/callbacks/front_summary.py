@@ -1,0 +1,95 @@
+"""Pure summary of one evaluation sweep: per-``w`` points -> Table-1 and front metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from pareto_lightning.metrics.functional import hypervolume, max_gap, spearman_correlation
+
+
+class KnownFront(Protocol):
+    """A task that knows its exact answer (the built-in ``LexiconTask`` does)."""
+
+    def exact_front(self) -> Tensor: ...
+
+    def oracle_points(
+        self, weights: Tensor | Sequence[Sequence[float]], mu: float = 0.1, ideal_point: float | Tensor = 1.0
+    ) -> Tensor: ...
+
+    def oracle_shortfall(
+        self, weights: Tensor | Sequence[Sequence[float]], mu: float = 0.1, ideal_point: float | Tensor = 1.0
+    ) -> Tensor: ...
+
+
+@dataclass
+class FrontSummary:
+    """Everything one evaluation reports; ``scalars`` go to the logger as ``val/<name>``."""
+
+    points: Tensor  # [M, K] mean reward per evaluation weight (the front metrics' points)
+    pu: Tensor  # [M] preference-utility shortfall per weight (lower is better)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+
+def summarize_front(
+    weights: Tensor,
+    seen: Tensor,
+    points: Tensor,
+    pu: Tensor,
+    ref_point: float | Tensor,
+    task: KnownFront | None = None,
+    mu: float = 0.1,
+    ideal_point: float | Tensor = 1.0,
+) -> FrontSummary:
+    """Aggregate a sweep.
+
+    Args:
+        weights: ``[M, K]`` evaluation weights; ``seen``: ``[M]`` bool, in the training support.
+        points: ``[M, K]`` mean reward vector per weight.
+        pu: ``[M]`` mean shortfall per weight.
+        ref_point: hypervolume reference point.
+        task: when given, adds ``pu_regret`` (achieved minus the oracle's best shortfall, averaged over weights),
+            ``hv_ratio`` (hypervolume of ``points`` over the exact front's) and ``hv_ceiling`` (the ratio the
+            oracle's point for each evaluated weight reaches: a finite sweep cannot cover the whole front).
+
+    Example:
+        >>> w = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+        >>> pts = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+        >>> s = summarize_front(w, torch.tensor([True, True, False]), pts, torch.tensor([0.1, 0.3, 0.2]), 0.0)
+        >>> round(s.scalars["hypervolume"], 3), round(s.scalars["pu_unseen"], 3), s.scalars["spearman"]
+        (0.25, 0.2, 1.0)
+    """
+    weights, points, pu = weights.double(), points.double(), pu.double()
+    k = weights.shape[-1]
+    scalars = {"pu": pu.mean().item()}
+    scalars["pu_seen"] = pu[seen].mean().item() if seen.any() else float("nan")
+    scalars["pu_unseen"] = pu[~seen].mean().item() if (~seen).any() else float("nan")
+    scalars["hypervolume"] = float(hypervolume(points, ref_point))
+    scalars["spearman"] = sum(float(spearman_correlation(weights[:, i], points[:, i])) for i in range(k)) / k
+    scalars["max_gap"] = float(max_gap(points))
+    if task is not None:
+        exact_hv = float(hypervolume(task.exact_front().double(), ref_point))
+        oracle = task.oracle_shortfall(weights, mu=mu, ideal_point=ideal_point).double()
+        scalars["pu_regret"] = (pu - oracle).mean().item()
+        scalars["hv_ratio"] = scalars["hypervolume"] / exact_hv
+        oracle_pts = task.oracle_points(weights, mu=mu, ideal_point=ideal_point).double()
+        scalars["hv_ceiling"] = float(hypervolume(oracle_pts, ref_point)) / exact_hv
+    return FrontSummary(points=points, pu=pu, scalars=scalars)
+
+
+def per_weight_means(index: Tensor, values: Tensor, num_weights: int) -> tuple[Tensor, Tensor]:
+    """Sum ``values [N, ...]`` into ``[M, ...]`` by weight ``index [N]`` and return (sums, counts).
+
+    Example:
+        >>> per_weight_means(torch.tensor([0, 1, 1]), torch.tensor([1.0, 2.0, 4.0]), 2)
+        (tensor([1., 6.]), tensor([1., 2.]))
+    """
+    sums = torch.zeros((num_weights, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    sums.index_add_(0, index.to(values.device), values)
+    counts = torch.zeros(num_weights, dtype=values.dtype, device=values.device)
+    counts.index_add_(0, index.to(values.device), torch.ones(len(index), dtype=values.dtype, device=values.device))
+    return sums, counts

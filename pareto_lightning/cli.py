@@ -1,0 +1,55 @@
+"""The command line: ``python recipes/train.py {fit,validate,test,predict} --config <recipe>.yaml``."""
+
+from __future__ import annotations
+
+import os
+
+from lightning.pytorch.cli import LightningCLI
+
+from pareto_lightning.algorithms import PreferenceAlignmentModule
+from pareto_lightning.data import PreferencePromptDataModule
+
+
+class ParetoCLI(LightningCLI):
+    """``LightningCLI`` with the project's links, so a value needed in two places is set once.
+
+    Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names``. The meta-learning
+    task length (``MetaLoop.inner_steps`` vs ``data.init_args.steps_per_preference``) is checked by ``MetaLoop``
+    when training starts: a mismatch is refused with an error naming both keys.
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments(
+            "model.init_args.policy.init_args.objective_names", "data.init_args.num_objectives", compute_fn=len
+        )
+
+    def after_fit(self) -> None:
+        self._say_where()
+
+    def after_validate(self) -> None:
+        self._say_where()
+
+    def after_test(self) -> None:
+        self._say_where()
+
+    def _say_where(self) -> None:
+        trainer = self.trainer
+        if not trainer.is_global_zero:
+            return
+        log_dir = os.path.abspath(trainer.log_dir or trainer.default_root_dir)
+        print(
+            f"Results in {log_dir}: frontier.csv, pareto_front.png, samples.jsonl, checkpoints/; "
+            f"view with `tensorboard --logdir {os.path.dirname(log_dir)}`."
+        )
+
+
+def main(args: list[str] | None = None) -> ParetoCLI:
+    """Run the CLI (``args`` defaults to ``sys.argv``)."""
+    return ParetoCLI(
+        PreferenceAlignmentModule,
+        PreferencePromptDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )

@@ -1,0 +1,54 @@
+"""How a preference vector reaches the policy: written into the prompt as text.
+
+The weights are written with two decimals by default, the precision of the paper's Table 1: a prompt that rounded
+``w`` to 0.1 would map the 28 evaluation weights onto 11 distinct prompts and cap the achievable front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+DEFAULT_TEMPLATE = "Preference weights: {weights}."
+"""The default system message; ``{weights}`` becomes ``name=value`` pairs joined by ``", "``."""
+
+
+def format_preference(weights: Sequence[float] | Tensor, names: Sequence[str], decimals: int = 2) -> str:
+    """Write one preference as ``name=value`` pairs.
+
+    Example:
+        >>> format_preference([0.7, 0.3], ["helpfulness", "harmlessness"])
+        'helpfulness=0.70, harmlessness=0.30'
+    """
+    values = weights.tolist() if isinstance(weights, Tensor) else list(weights)
+    if len(values) != len(names):
+        raise ValueError(
+            f"a preference has {len(values)} weights but `policy.init_args.objective_names` has {len(names)} names."
+        )
+    return ", ".join(f"{n}={v:.{decimals}f}" for n, v in zip(names, values, strict=True))
+
+
+def conditioned_prompt(
+    prompt: str,
+    weights: Sequence[float] | Tensor,
+    names: Sequence[str],
+    tokenizer: object,
+    template: str = DEFAULT_TEMPLATE,
+    decimals: int = 2,
+) -> str:
+    """The full prompt text for one (prompt, preference) pair.
+
+    With a chat template the preference is a system message and the prompt a user message (generation prompt
+    appended); without one it is a plain-text prefix line.
+
+    Example:
+        >>> class NoChat: chat_template = None
+        >>> conditioned_prompt("say hi", [0.25, 0.75], ["a", "b"], NoChat())
+        'Preference weights: a=0.25, b=0.75.\\nsay hi\\n'
+    """
+    system = template.format(weights=format_preference(weights, names, decimals))
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"{system}\n{prompt}\n"

@@ -1,0 +1,267 @@
+"""``PreferencePromptDataModule``: prompt batches, each with the preference it is trained under.
+
+Training batches are assembled when the loop *consumes* them (``on_before_batch_transfer``), not when the
+dataloader prefetches them, so the module's state (prompt order, preference sampler RNG, the preference held for
+the current task) is exactly what a checkpoint saved after step ``t`` needs to continue with step ``t + 1``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from pareto_lightning.data.sources import PromptSource
+from pareto_lightning.preferences import (
+    PAPER_EVAL_WEIGHTS,
+    DirichletPreferenceSampler,
+    simplex_grid,
+    split_seen_unseen,
+    validate_preference,
+)
+
+log = logging.getLogger(__name__)
+_TRAIN_TICK = "__train_step__"
+
+
+class _Ticks(IterableDataset):
+    """An endless stream of placeholders; the real batch is filled in when it is consumed."""
+
+    def __iter__(self) -> Iterator[dict[str, bool]]:
+        while True:
+            yield {_TRAIN_TICK: True}
+
+
+class _EvalShard(IterableDataset):
+    """This rank's share of the (evaluation weight x evaluation prompt) sweep, in batches."""
+
+    def __init__(self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_size: int) -> None:
+        self.items, self.prompts, self.weights, self.batch_size = items, prompts, weights, batch_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self.items), self.batch_size):
+            chunk = self.items[start : start + self.batch_size]
+            yield {
+                "prompts": [self.prompts[p] for _, p in chunk],
+                "weights": self.weights[[w for w, _ in chunk]],  # [b, K]
+                "weight_index": torch.tensor([w for w, _ in chunk]),  # [b]
+                "prompt_index": torch.tensor([p for _, p in chunk]),  # [b]
+            }
+
+
+class PreferencePromptDataModule(pl.LightningDataModule):
+    """Prompt batches with preferences drawn from ``Dirichlet(alpha)`` over a grid (or the simplex).
+
+    Args:
+        train_prompts: a prompt source (``HFPrompts`` for a dataset or local files, ``LexiconPrompts`` for the
+            built-in task, ``ListPrompts``).
+        eval_prompts: prompt source of the evaluation sweep; None takes the last ``num_eval_prompts`` training
+            prompts (and removes them from training).
+        num_objectives: ``K``.
+        batch_size: prompts per training step (per device).
+        alpha: Dirichlet concentration (the paper: 1.0; 0.5 is its corner-heavy ablation).
+        grid_divisions: training support ``simplex_grid(K, grid_divisions)`` (10 gives the paper's 11 weights);
+            None samples the continuous simplex.
+        steps_per_preference: optimizer steps one preference is held for (``MetaLoop.inner_steps``; the CLI links
+            them). With 1 and ``per_prompt_preferences`` every prompt gets its own draw.
+        per_prompt_preferences: draw one ``w`` per prompt instead of one per batch (needs steps_per_preference 1).
+        eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
+            eval_lattice_divisions)``) or an explicit list of weights.
+        eval_lattice_divisions: divisions of the ``"lattice"`` sweep.
+        num_eval_prompts: prompts per evaluation weight.
+        eval_batch_size: (prompt, w) pairs per evaluation batch.
+        max_prompt_chars: prompts longer than this are cut to this many characters (documented truncation; the
+            count is logged). None keeps prompts whole; the policy refuses over-long token sequences.
+        seed: seeds the prompt order and the preference sampler (identical on every rank, so all ranks train on the
+            same preference at each step, which the meta-learning tasks require).
+
+    Example:
+        >>> from pareto_lightning.data.sources import ListPrompts
+        >>> dm = PreferencePromptDataModule(ListPrompts(["a", "b", "c", "d"]), batch_size=2, num_eval_prompts=1)
+        >>> dm.setup("fit")
+        >>> batch = dm.next_train_batch()
+        >>> len(batch["prompts"]), batch["weights"].shape
+        (2, torch.Size([2, 2]))
+    """
+
+    def __init__(
+        self,
+        train_prompts: PromptSource,
+        eval_prompts: PromptSource | None = None,
+        num_objectives: int = 2,
+        batch_size: int = 8,
+        alpha: float | list[float] = 1.0,
+        grid_divisions: int | None = 10,
+        steps_per_preference: int = 1,
+        per_prompt_preferences: bool = False,
+        eval_weights: str | list[list[float]] = "paper_table1",
+        eval_lattice_divisions: int = 10,
+        num_eval_prompts: int = 8,
+        eval_batch_size: int = 32,
+        max_prompt_chars: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        problems = []
+        if batch_size < 1:
+            problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
+        if steps_per_preference < 1:
+            problems.append(f"`data.init_args.steps_per_preference` must be >= 1; got {steps_per_preference}.")
+        if per_prompt_preferences and steps_per_preference != 1:
+            problems.append("`data.init_args.per_prompt_preferences` needs `steps_per_preference: 1`.")
+        if grid_divisions is not None and grid_divisions < 1:
+            problems.append(f"`data.init_args.grid_divisions` must be >= 1 or null; got {grid_divisions}.")
+        if num_eval_prompts < 1 or eval_batch_size < 1:
+            problems.append("`data.init_args.num_eval_prompts` and `eval_batch_size` must be >= 1.")
+        if max_prompt_chars is not None and max_prompt_chars < 1:
+            problems.append(f"`data.init_args.max_prompt_chars` must be >= 1 or null; got {max_prompt_chars}.")
+        if problems:
+            raise ValueError("invalid PreferencePromptDataModule configuration:\n  " + "\n  ".join(problems))
+        self.train_source, self.eval_source = train_prompts, eval_prompts
+        self.num_objectives, self.batch_size = num_objectives, batch_size
+        self.steps_per_preference, self.per_prompt_preferences = steps_per_preference, per_prompt_preferences
+        self.num_eval_prompts, self.eval_batch_size = num_eval_prompts, eval_batch_size
+        self.max_prompt_chars, self.seed = max_prompt_chars, seed
+        self.train_support = None if grid_divisions is None else simplex_grid(num_objectives, grid_divisions)
+        self.sampler = DirichletPreferenceSampler(num_objectives, alpha, self.train_support, seed=seed)
+        self.eval_weights = self._resolve_eval_weights(eval_weights, eval_lattice_divisions)
+        support = self.train_support if self.train_support is not None else torch.zeros(0, num_objectives)
+        self.eval_seen = split_seen_unseen(self.eval_weights, support)  # [M] bool
+        self.train_prompts: list[str] = []
+        self.eval_prompts: list[str] = []
+        self._order_rng = torch.Generator().manual_seed(seed + 1)
+        self._order: Tensor = torch.zeros(0, dtype=torch.long)
+        self._cursor = 0
+        self._held: Tensor | None = None  # the preference of the current task
+        self._held_left = 0  # batches left under it
+
+    def _resolve_eval_weights(self, eval_weights: str | list[list[float]], divisions: int) -> Tensor:
+        if isinstance(eval_weights, str):
+            if eval_weights == "paper_table1":
+                if self.num_objectives != 2:
+                    raise ValueError(
+                        "`data.init_args.eval_weights: paper_table1` is the 2-objective sweep of Table 1; with "
+                        f"num_objectives={self.num_objectives} use 'lattice' or a list."
+                    )
+                return PAPER_EVAL_WEIGHTS.clone()
+            if eval_weights == "lattice":
+                return simplex_grid(self.num_objectives, divisions)
+            raise ValueError(
+                f"`data.init_args.eval_weights` must be 'paper_table1', 'lattice' or a list; got {eval_weights!r}."
+            )
+        w = validate_preference(torch.as_tensor(eval_weights, dtype=torch.float64), self.num_objectives,
+                                key="data.init_args.eval_weights")  # fmt: skip
+        if w.dim() != 2 or len(w) == 0:
+            raise ValueError("`data.init_args.eval_weights` must be a non-empty list of weight vectors.")
+        return w
+
+    # -------------------------------------------------------------------------------------------------- setup
+    def _clean(self, prompts: list[str], key: str) -> list[str]:
+        if not prompts:
+            raise ValueError(f"`{key}` yielded no prompts.")
+        if self.max_prompt_chars is None:
+            return prompts
+        cut = sum(len(p) > self.max_prompt_chars for p in prompts)
+        if cut:
+            log.warning(f"{cut} of {len(prompts)} prompts from `{key}` cut to max_prompt_chars={self.max_prompt_chars}.")
+        return [p[: self.max_prompt_chars] for p in prompts]
+
+    def setup(self, stage: str) -> None:
+        if self.train_prompts:
+            return
+        train = self._clean(self.train_source.load(), "data.init_args.train_prompts")
+        if self.eval_source is not None:
+            evals = self._clean(self.eval_source.load(), "data.init_args.eval_prompts")[: self.num_eval_prompts]
+        else:
+            if len(train) <= self.num_eval_prompts:
+                raise ValueError(
+                    f"`data.init_args.eval_prompts` is null and the {len(train)} training prompts cannot spare "
+                    f"num_eval_prompts={self.num_eval_prompts}; give eval_prompts or more training prompts."
+                )
+            train, evals = train[: -self.num_eval_prompts], train[-self.num_eval_prompts :]
+        self.train_prompts, self.eval_prompts = train, evals
+
+    # ---------------------------------------------------------------------------------------------- training
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Ticks(), batch_size=None)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self._trainer if hasattr(self, "_trainer") else None
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _next_prompts(self) -> list[str]:
+        # Every rank walks the same shuffled order; per step the ranks take consecutive slices of it.
+        rank, world = self._world()
+        need = world * self.batch_size
+        while len(self._order) - self._cursor < need:  # append another pass over the prompts
+            self._order = torch.cat([self._order[self._cursor :], torch.randperm(len(self.train_prompts), generator=self._order_rng)])
+            self._cursor = 0
+        start = self._cursor + rank * self.batch_size
+        out = [self.train_prompts[int(i)] for i in self._order[start : start + self.batch_size]]
+        self._cursor += need
+        return out
+
+    def _batches_per_preference(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
+        return self.steps_per_preference * accumulate
+
+    def next_train_batch(self) -> dict[str, Any]:
+        """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``."""
+        prompts = self._next_prompts()
+        if self.per_prompt_preferences:
+            weights = self.sampler.sample(len(prompts))  # [B, K]
+        else:
+            if self._held_left == 0:
+                self._held = self.sampler.sample(1)[0]  # [K]
+                self._held_left = self._batches_per_preference()
+            self._held_left -= 1
+            weights = self._held.expand(len(prompts), -1).clone()  # [B, K]
+        return {"prompts": prompts, "weights": weights.float()}
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and batch.get(_TRAIN_TICK):
+            return self.next_train_batch()
+        return batch
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def _eval_loader(self) -> DataLoader:
+        rank, world = self._world()
+        items = [(w, p) for w in range(len(self.eval_weights)) for p in range(len(self.eval_prompts))]
+        shard = _EvalShard(items[rank::world], self.eval_prompts, self.eval_weights.float(), self.eval_batch_size)
+        return DataLoader(shard, batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """The same sweep (``eval_prompts`` x ``eval_weights``) for ``predict``: the paper's Table 2 view."""
+        return self._eval_loader()
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "sampler": self.sampler.state_dict(),
+            "order_rng": self._order_rng.get_state(),
+            "order": self._order.clone(),
+            "cursor": self._cursor,
+            "held": None if self._held is None else self._held.clone(),
+            "held_left": self._held_left,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self._order_rng.set_state(state["order_rng"])
+        self._order, self._cursor = state["order"].clone(), int(state["cursor"])
+        self._held = None if state["held"] is None else state["held"].clone()
+        self._held_left = int(state["held_left"])

@@ -1,0 +1,110 @@
+"""Prompt sources: where the prompt strings come from (a Hugging Face dataset, local files, or a list)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class PromptSource(Protocol):
+    """Anything with ``load() -> list[str]``. The built-in task's ``LexiconPrompts`` is one."""
+
+    def load(self) -> list[str]: ...
+
+
+_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+class HFPrompts:
+    """Prompts from a Hugging Face dataset (Hub name or local folder) or local JSON/JSONL/Parquet/CSV files.
+
+    Args:
+        path: dataset name (e.g. ``HuggingFaceH4/ultrafeedback_binarized``) or local folder; may be None when
+            ``data_files`` is given.
+        split: dataset split (the paper: ``train`` / ``train_prefs`` for UltraFeedback, ``30k_test`` for BeaverTails).
+        prompt_column: the column holding the prompt text.
+        name: dataset configuration name, if any.
+        data_files: local file(s); the format follows the extension.
+        limit: keep only the first ``limit`` prompts (None: all).
+        key: the config key quoted in errors (set by the data module).
+
+    Example:
+        >>> import json, tempfile, os
+        >>> d = tempfile.mkdtemp(); f = os.path.join(d, "p.jsonl")
+        >>> with open(f, "w") as fh: _ = fh.write(json.dumps({"prompt": "hi"}) + "\\n")
+        >>> HFPrompts(data_files=f).load()
+        ['hi']
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        split: str = "train",
+        prompt_column: str = "prompt",
+        name: str | None = None,
+        data_files: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        key: str = "data.init_args.train_prompts",
+    ) -> None:
+        if path is None and data_files is None:
+            raise ValueError(f"`{key}` needs `path` (a dataset name or folder) or `data_files`.")
+        if limit is not None and limit < 1:
+            raise ValueError(f"`{key}.init_args.limit` must be >= 1 or null; got {limit}.")
+        self.path, self.split, self.prompt_column, self.name = path, split, prompt_column, name
+        self.data_files = [data_files] if isinstance(data_files, str) else data_files
+        self.limit, self.key = limit, key
+
+    def _builder(self) -> str:
+        if self.path is not None:
+            return self.path
+        exts = {os.path.splitext(f)[1].lower() for f in self.data_files}
+        if len(exts) != 1 or next(iter(exts)) not in _FILE_BUILDERS:
+            raise ValueError(
+                f"`{self.key}.init_args.data_files` must all be one of {sorted(_FILE_BUILDERS)}; got {self.data_files}."
+            )
+        return _FILE_BUILDERS[exts.pop()]
+
+    def load(self) -> list[str]:
+        import datasets
+
+        builder = self._builder()
+        try:
+            ds = datasets.load_dataset(builder, self.name, split=self.split, data_files=self.data_files)
+        except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
+            where = self.path or self.data_files
+            raise OSError(
+                f"could not load prompts from {where!r} split {self.split!r} (`{self.key}`): the Hugging Face Hub "
+                f"must be reachable, or give a local path or `data_files`. Original error: {type(err).__name__}: {err}"
+            ) from err
+        if self.prompt_column not in ds.column_names:
+            raise ValueError(
+                f"`{self.key}.init_args.prompt_column`={self.prompt_column!r} is not a column of {self.path or self.data_files}; "
+                f"columns: {ds.column_names}."
+            )
+        column = ds[self.prompt_column] if self.limit is None else ds.select(range(min(self.limit, len(ds))))[self.prompt_column]
+        prompts = [str(p) for p in column]
+        if not prompts:
+            raise ValueError(f"`{self.key}` yielded no prompts (split {self.split!r} is empty).")
+        bad = [i for i, p in enumerate(prompts) if not p.strip()]
+        if bad:
+            raise ValueError(f"`{self.key}` has {len(bad)} empty prompts (first at row {bad[0]}); clean the data.")
+        return prompts
+
+
+class ListPrompts:
+    """Prompts given inline (YAML list), mostly for tests and quick experiments.
+
+    Example:
+        >>> ListPrompts(["a", "b"]).load()
+        ['a', 'b']
+    """
+
+    def __init__(self, prompts: Sequence[str]) -> None:
+        if not prompts or any(not str(p).strip() for p in prompts):
+            raise ValueError("`ListPrompts.prompts` must be a non-empty list of non-empty strings.")
+        self.prompts = [str(p) for p in prompts]
+
+    def load(self) -> list[str]:
+        return list(self.prompts)

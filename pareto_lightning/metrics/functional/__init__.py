@@ -1,0 +1,7 @@
+"""Functional metrics: plain torch functions (``moocore`` for the exact hypervolume)."""
+
+from pareto_lightning.metrics.functional.front import max_gap, spearman_correlation
+from pareto_lightning.metrics.functional.pareto import hypervolume, non_dominated
+from pareto_lightning.metrics.functional.utility import preference_utility
+
+__all__ = ["hypervolume", "max_gap", "non_dominated", "preference_utility", "spearman_correlation"]

@@ -1,0 +1,204 @@
+"""The reward interface: ``K`` reward functions scored together into a reward vector, then normalized.
+
+A reward function is anything callable as ``fn(prompts, completions) -> Tensor[N]`` (:class:`RewardFunction`):
+a plain Python function, a rule-based scorer, or a frozen :class:`~pareto_lightning.rewards.HFRewardModel`.
+:class:`MultiObjectiveReward` calls each one on the same ``N`` strings and stacks their scores into rewards
+``[N, K]`` (column ``k`` is objective ``k``), then applies one per-objective normalizer.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from pareto_lightning.rewards.functional import check_finite_rewards
+from pareto_lightning.rewards.normalizers import RewardNormalizer
+
+_KEY = "model.init_args.reward.init_args"
+
+
+@runtime_checkable
+class RewardFunction(Protocol):
+    """Scores ``N`` completions of ``N`` prompts for one objective: ``(prompts, completions) -> Tensor[N]``.
+
+    Higher is better. Returning a list of ``N`` floats is accepted too. Any callable with this signature
+    qualifies, no subclassing needed.
+
+    Example:
+        >>> def brevity(prompts: list[str], completions: list[str]) -> Tensor:
+        ...     return torch.tensor([-float(len(c.split())) for c in completions])
+        >>> isinstance(brevity, RewardFunction)
+        True
+        >>> brevity(["q"], ["a short answer"])
+        tensor([-3.])
+    """
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> Tensor: ...
+
+
+def _describe(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+class MultiObjectiveReward(nn.Module):
+    """``K`` reward functions and a normalizer: ``(prompts, completions) -> (raw [N, K], normalized [N, K])``.
+
+    Both tensors are returned: the training module optimizes the normalized rewards and logs both. Without a
+    normalizer the normalized output *is* the raw tensor (the same object). Reward functions that are
+    ``nn.Module``s are registered (in ``reward_modules``) so they move with the LightningModule to its device;
+    they are scored under ``torch.no_grad`` and kept in eval mode whatever ``train()`` is asked, while the
+    normalizer follows the mode: it updates its statistics only in training mode.
+
+    Args:
+        functions: the ``K`` reward functions, in objective order (the order of the preference ``w``).
+        names: one unique name per objective, used in logs and error messages (default ``objective_<k>``).
+        normalizer: per-objective normalizer (e.g. :class:`~pareto_lightning.rewards.MaxScaler`, the paper's
+            choice); ``None`` leaves rewards as they are.
+
+    Example:
+        >>> from pareto_lightning.rewards import MaxScaler
+        >>> def length(prompts, completions):
+        ...     return torch.tensor([float(len(c)) for c in completions])
+        >>> def has_please(prompts, completions):
+        ...     return [float("please" in c) for c in completions]
+        >>> reward = MultiObjectiveReward([length, has_please], ["length", "polite"], normalizer=MaxScaler())
+        >>> raw, normalized = reward(["q1", "q2"], ["ok", "yes please"])
+        >>> raw
+        tensor([[ 2.,  0.],
+                [10.,  1.]])
+        >>> normalized
+        tensor([[0.2000, 0.0000],
+                [1.0000, 1.0000]])
+        >>> reward.num_objectives, reward.names
+        (2, ['length', 'polite'])
+    """
+
+    def __init__(
+        self,
+        # ``| Callable`` lets the YAML parser accept un-annotated functions and nn.Module reward models too.
+        functions: Sequence[RewardFunction | Callable[..., Any]],
+        names: Sequence[str] | None = None,
+        normalizer: RewardNormalizer | None = None,
+    ) -> None:
+        super().__init__()
+        functions = list(functions)
+        if not functions:
+            raise ValueError(
+                f"`functions` must list at least one reward function ({_KEY}.functions); got none."
+            )
+        for k, fn in enumerate(functions):
+            if not callable(fn):
+                raise TypeError(
+                    f"reward function {k} ({_KEY}.functions[{k}]) must be callable as "
+                    f"fn(prompts, completions) -> Tensor[N]; got {type(fn).__name__}."
+                )
+        if names is None:
+            names = [f"objective_{k}" for k in range(len(functions))]
+        names = [str(n) for n in names]
+        if len(names) != len(functions):
+            raise ValueError(
+                f"`names` ({_KEY}.names) must have one entry per reward function: got {len(names)} names for "
+                f"{len(functions)} functions."
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"`names` ({_KEY}.names) must be unique; got {names}.")
+        if normalizer is not None and not isinstance(normalizer, RewardNormalizer):
+            raise TypeError(
+                f"`normalizer` ({_KEY}.normalizer) must be a RewardNormalizer or None; "
+                f"got {type(normalizer).__name__}."
+            )
+        self._names = names
+        self._functions = functions  # call order; modules among them are also registered just below
+        self.reward_modules = nn.ModuleList([fn for fn in functions if isinstance(fn, nn.Module)])
+        self.normalizer = normalizer
+        self.train(self.training)
+
+    @property
+    def num_objectives(self) -> int:
+        """``K``, the number of reward functions."""
+        return len(self._functions)
+
+    @property
+    def names(self) -> list[str]:
+        """The objective names, in order."""
+        return list(self._names)
+
+    def check_num_objectives(self, k: int, key: str) -> None:
+        """Raise unless the preference dimension ``k`` equals the number of reward functions.
+
+        Args:
+            k: ``K`` of the preference vectors.
+            key: the config key that set ``k``, quoted in the error.
+
+        Example:
+            >>> reward = MultiObjectiveReward([lambda p, c: [0.0] * len(c)] * 2, names=["a", "b"])
+            >>> reward.check_num_objectives(3, key="data.init_args.num_objectives")
+            Traceback (most recent call last):
+            ...
+            ValueError: the preference dimension K=3 (data.init_args.num_objectives) must equal the ...
+        """
+        if k != self.num_objectives:
+            raise ValueError(
+                f"the preference dimension K={k} ({key}) must equal the number of reward functions "
+                f"{self.num_objectives} (model.init_args.reward); change one of them."
+            )
+
+    def train(self, mode: bool = True) -> MultiObjectiveReward:
+        """Set the normalizer's mode; reward functions always stay in eval mode (no dropout in a reward)."""
+        self.training = mode
+        if self.normalizer is not None:
+            self.normalizer.train(mode)
+        for module in self.reward_modules:
+            module.train(False)
+        return self
+
+    def forward(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Score and normalize.
+
+        Args:
+            prompts: ``N`` prompts (one per completion, repeated for a group).
+            completions: ``N`` completions.
+
+        Returns:
+            ``(raw, normalized)``, both float32 ``[N, K]`` on this module's device (that of its buffers or
+            parameters; the first reward's device when it has none).
+        """
+        prompts, completions = list(prompts), list(completions)
+        if not prompts:
+            raise ValueError("MultiObjectiveReward got an empty list of prompts; there is nothing to score.")
+        if len(prompts) != len(completions):
+            raise ValueError(
+                f"MultiObjectiveReward got {len(prompts)} prompts but {len(completions)} completions; "
+                f"pass one prompt per completion."
+            )
+        n = len(prompts)
+        columns = []
+        with torch.no_grad():
+            for k, fn in enumerate(self._functions):
+                columns.append(self._to_column(fn(prompts, completions), n, k, fn))  # [N]
+        device = next(itertools.chain(self.buffers(), self.parameters()), columns[0]).device
+        raw = torch.stack([c.to(device) for c in columns], dim=1)  # [N, K]
+        check_finite_rewards(raw, self._names, where="rewards")
+        normalized = raw if self.normalizer is None else self.normalizer(raw, self._names)  # [N, K]
+        return raw, normalized
+
+    def _to_column(self, out: Any, n: int, k: int, fn: Any) -> Tensor:
+        label = f"reward function {k} ({self._names[k]!r}, {_describe(fn)})"
+        try:
+            column = out.detach() if isinstance(out, Tensor) else torch.as_tensor(out, dtype=torch.float32)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"{label} must return a Tensor[N] or a list of N floats; got {type(out).__name__}."
+            ) from error
+        if column.dim() != 1 or column.shape[0] != n:
+            raise ValueError(
+                f"{label} must return a 1-D tensor of length N={n} (one score per completion); "
+                f"got shape {tuple(column.shape)}."
+            )
+        if column.is_complex():
+            raise TypeError(f"{label} must return real-valued scores; got dtype {column.dtype}.")
+        return column.float()

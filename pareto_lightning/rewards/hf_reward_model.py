@@ -1,0 +1,218 @@
+"""A frozen Hugging Face sequence-classification reward model that scores text (paper section A.2).
+
+The paper scores completions with ``Ray2333/gpt2-large-helpful-reward_model`` and
+``Ray2333/gpt2-large-harmless-reward_model``. Their tokenizer differs from the policy's, so the reward model
+receives *strings* and re-tokenizes them with its own tokenizer: token ids never cross between models.
+"""
+
+from __future__ import annotations
+
+import copy
+import string
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
+"""The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
+
+_KEY = "model.init_args.reward.init_args.functions[i].init_args"
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(
+            f"`dtype` must be a floating torch dtype or its name such as 'float32' or 'bfloat16' "
+            f"({_KEY}.dtype); got {dtype!r}."
+        )
+    return resolved
+
+
+def _check_template(template: str) -> str:
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    if fields != {"prompt", "completion"}:
+        raise ValueError(
+            f"`template` must contain exactly the fields {{prompt}} and {{completion}} ({_KEY}.template); "
+            f"got fields {sorted(fields)} in {template!r}."
+        )
+    return template
+
+
+def _load_error(name: str, error: Exception) -> OSError:
+    return OSError(
+        f"could not load reward model {name!r} (reward function key {_KEY}.name_or_path): the Hugging Face "
+        f"Hub must be reachable or a local path given (a folder with config.json, weights and tokenizer "
+        f"files). "
+        f"Original error: {type(error).__name__}: {error}"
+    )
+
+
+class HFRewardModel(nn.Module):
+    """Scores ``(prompt, completion)`` strings with a frozen ``AutoModelForSequenceClassification``.
+
+    Each pair is rendered with ``template``, tokenized by the reward model's *own* tokenizer, and scored in
+    mini-batches under ``torch.inference_mode``; the score is ``logits[:, 0]``. The model is frozen
+    (``requires_grad=False``) and always in eval mode: ``train()`` keeps it in eval, so dropout never perturbs
+    a reward. As an ``nn.Module`` it follows the LightningModule to its device; it is never trainable.
+
+    Texts longer than ``max_length`` tokens are truncated on the right: the template's opening (the prompt
+    turn) stays intact and a long completion is judged on its first ``max_length`` tokens. Choose
+    ``max_length`` at least the prompt length plus the policy's ``max_new_tokens`` (in reward-model tokens) to
+    score whole texts.
+
+    A tokenizer without a pad token gets its eos token as pad (GPT-2's case), and
+    ``model.config.pad_token_id`` is set to match so the model reads the last non-pad token of each row.
+
+    Args:
+        name_or_path: a Hub id or local folder (loaded with ``from_pretrained``), or an already built model.
+        tokenizer: the reward model's tokenizer, or a Hub id / folder to load it from; ``None`` loads it from
+            ``name_or_path`` (from ``model.name_or_path`` when a model is given).
+        template: format string with the fields ``{prompt}`` and ``{completion}``.
+        max_length: truncation length in reward-model tokens, capped at the model's position limit.
+        batch_size: texts scored per forward pass (does not change the scores).
+        dtype: model dtype, a ``torch.dtype`` or its name (``"bfloat16"``); ``None`` keeps the loaded dtype.
+        trust_remote_code: allow custom model code from the Hub (off unless you trust the repository).
+
+    Example:
+        >>> from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
+        >>> from tokenizers import Tokenizer, models
+        >>> vocab = {"[UNK]": 0, "<eos>": 1}
+        >>> backend = Tokenizer(models.WordLevel(vocab, "[UNK]"))
+        >>> tok = GPT2TokenizerFast(tokenizer_object=backend, eos_token="<eos>")
+        >>> cfg = GPT2Config(vocab_size=2, n_positions=32, n_layer=1, n_embd=8, n_head=2, num_labels=1)
+        >>> model = GPT2ForSequenceClassification(cfg)
+        >>> rm = HFRewardModel(model, tokenizer=tok, template="Q: {prompt} A: {completion}", max_length=32)
+        >>> rm.format(["2+2?"], ["4"])
+        ['Q: 2+2? A: 4']
+        >>> rm(["2+2?", "3+3?"], ["4", "6"]).shape
+        torch.Size([2])
+        >>> rm.train().training, any(p.requires_grad for p in rm.parameters())
+        (False, False)
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | PreTrainedModel,
+        tokenizer: str | PreTrainedTokenizerBase | None = None,
+        template: str = DEFAULT_TEMPLATE,
+        max_length: int = 512,
+        batch_size: int = 16,
+        dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        super().__init__()
+        if max_length < 1:
+            raise ValueError(f"`max_length` must be >= 1 ({_KEY}.max_length); got {max_length}.")
+        if batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1 ({_KEY}.batch_size); got {batch_size}.")
+        self.template, self.max_length, self.batch_size = _check_template(template), max_length, batch_size
+        torch_dtype = _resolve_dtype(dtype)
+        if isinstance(name_or_path, PreTrainedModel):
+            model, self.name_or_path = name_or_path, name_or_path.name_or_path
+            if torch_dtype is not None:
+                model = model.to(torch_dtype)
+        else:
+            self.name_or_path = str(name_or_path)
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    self.name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code
+                )
+            # a missing folder or repository raises OSError, an empty folder ValueError
+            except (OSError, ValueError) as error:
+                raise _load_error(self.name_or_path, error) from error
+        self.model = model
+        self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and limit < self.max_length:
+            self.max_length = limit  # longer inputs would index past the position embeddings
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model.requires_grad_(False)
+        self.train(False)
+
+    def _load_tokenizer(
+        self, tokenizer: str | PreTrainedTokenizerBase | None, trust_remote_code: bool
+    ) -> PreTrainedTokenizerBase:
+        if isinstance(tokenizer, PreTrainedTokenizerBase):
+            tok = copy.deepcopy(
+                tokenizer
+            )  # the pad/truncation settings below must not leak to the caller's copy
+        else:
+            source = str(tokenizer) if tokenizer is not None else self.name_or_path
+            if not source:
+                raise ValueError(
+                    f"`tokenizer` is required when the reward model is passed as an object without a "
+                    f"`name_or_path` ({_KEY}.tokenizer)."
+                )
+            try:
+                tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            except (OSError, ValueError) as error:
+                raise _load_error(source, error) from error
+        if tok.pad_token is None:
+            if tok.eos_token is None:
+                raise ValueError(
+                    f"the tokenizer of reward model {self.name_or_path!r} has neither a pad nor an eos "
+                    f"token; pass a tokenizer with a pad token ({_KEY}.tokenizer)."
+                )
+            tok.pad_token = tok.eos_token
+        tok.truncation_side = "right"
+        return tok
+
+    def train(self, mode: bool = True) -> HFRewardModel:
+        """Always eval mode: the reward model is frozen, whatever the trainer asks (see the class example)."""
+        return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's weights (where scores are returned)."""
+        return next(self.model.parameters()).device
+
+    def format(self, prompts: Sequence[str], completions: Sequence[str]) -> list[str]:
+        """Render each ``(prompt, completion)`` pair with the template (see the class example)."""
+        if len(prompts) != len(completions):
+            raise ValueError(
+                f"HFRewardModel got {len(prompts)} prompts but {len(completions)} completions; "
+                f"they must pair up."
+            )
+        return [
+            self.template.format(prompt=p, completion=c) for p, c in zip(prompts, completions, strict=True)
+        ]
+
+    def forward(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
+        """Score each pair.
+
+        Args:
+            prompts: ``N`` prompt strings.
+            completions: ``N`` completion strings.
+
+        Returns:
+            ``[N]`` float32 scores on the model's device.
+        """
+        texts = self.format(prompts, completions)
+        device = self.device
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                texts[start : start + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(device)
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits
+            chunks.append(logits[:, 0].float())  # [b]
+        # Concatenating outside inference mode gives an ordinary tensor, usable in autograd-recorded maths.
+        return torch.cat(chunks) if chunks else torch.zeros(0, device=device)

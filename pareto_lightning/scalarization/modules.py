@@ -1,0 +1,85 @@
+"""Pluggable scalarizers: small ``nn.Module`` wrappers of :mod:`pareto_lightning.scalarization.functional`.
+
+A scalarizer is chosen in YAML with ``class_path``/``init_args``; algorithm modules call it as
+``scalarizer(rewards [N, K], weights [N, K]) -> utilities [N]`` and never switch on strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pareto_lightning.scalarization import functional as F
+
+
+class Scalarizer(nn.Module):
+    """Base class: maps ``rewards [..., K]`` and ``weights [..., K]`` to utilities ``[...]`` (maximized)."""
+
+    def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _ideal_buffer(ideal_point: float | Sequence[float]) -> Tensor:
+    t = torch.as_tensor(ideal_point, dtype=torch.float32)
+    if t.dim() > 1 or not torch.isfinite(t).all():
+        raise ValueError(f"`ideal_point` must be a finite float or a length-K sequence; got {ideal_point!r}.")
+    return t
+
+
+class LinearScalarization(Scalarizer):
+    """``w^T r``: the Grid-GRPO and MO-ODPO utility. Its maximizers lie on the convex hull of the front.
+
+    Example:
+        >>> LinearScalarization()(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.3, 0.7]]))
+        tensor([0.3000])
+    """
+
+    def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
+        return F.linear(rewards, weights.to(rewards.dtype))
+
+
+class SmoothTchebycheff(Scalarizer):
+    """Smooth Tchebycheff utility (paper section 2.5): reaches non-convex parts of the front.
+
+    Args:
+        mu: smoothing, ``> 0``; as ``mu -> 0`` it tends to the hard Tchebycheff value (within ``mu log K``).
+        ideal_point: the utopia point ``z*``, a float or a length-``K`` sequence (1.0 suits rewards in [0, 1]).
+
+    Example:
+        >>> SmoothTchebycheff(mu=0.1)(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]))
+        tensor(-0.3193)
+    """
+
+    def __init__(self, mu: float = 0.1, ideal_point: float | Sequence[float] = 1.0) -> None:
+        super().__init__()
+        if not mu > 0:
+            raise ValueError(f"`mu` must be > 0 (scalarizer.init_args.mu); got {mu}.")
+        self.mu = float(mu)
+        self.register_buffer("ideal_point", _ideal_buffer(ideal_point), persistent=False)
+
+    def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
+        return F.smooth_tchebycheff(rewards, weights.to(rewards.dtype), self.ideal_point.to(rewards.dtype), self.mu)
+
+    def extra_repr(self) -> str:
+        return f"mu={self.mu}, ideal_point={self.ideal_point.tolist()}"
+
+
+class Tchebycheff(Scalarizer):
+    """Hard Tchebycheff utility ``-max_i w_i (z*_i - r_i)``.
+
+    Example:
+        >>> Tchebycheff()(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]))
+        tensor(-0.4000)
+    """
+
+    def __init__(self, ideal_point: float | Sequence[float] = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("ideal_point", _ideal_buffer(ideal_point), persistent=False)
+
+    def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
+        return F.tchebycheff(rewards, weights.to(rewards.dtype), self.ideal_point.to(rewards.dtype))
+
+    def extra_repr(self) -> str:
+        return f"ideal_point={self.ideal_point.tolist()}"

@@ -1,0 +1,147 @@
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from pareto_lightning.conditioning import conditioned_prompt, format_preference
+from pareto_lightning.policy import PreferencePolicy
+from pareto_lightning.tasks import LexiconLM, LexiconTask, LexiconTokenizer
+
+
+@pytest.fixture(scope="module")
+def policy():
+    torch.manual_seed(0)
+    return LexiconTask().policy(max_new_tokens=6, temperature=1.0)
+
+
+def test_format_preference_writes_two_decimals():
+    assert format_preference([0.37, 0.63], ["a", "b"]) == "a=0.37, b=0.63"
+    assert format_preference(torch.tensor([0.005, 0.995]), ["a", "b"], decimals=3) == "a=0.005, b=0.995"
+    with pytest.raises(ValueError, match="objective_names"):
+        format_preference([0.5, 0.5], ["a"])
+
+
+def test_chat_template_puts_the_preference_in_a_system_message():
+    tok = LexiconTokenizer()
+    tok.chat_template = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+    text = conditioned_prompt("hi", [0.7, 0.3], ["helpfulness", "harmlessness"], tok)
+    assert text == "[system]Preference weights: helpfulness=0.70, harmlessness=0.30.[user]hi[assistant]"
+
+
+def test_generate_groups_share_w_and_masks_stop_at_eos(policy):
+    prompts = ["write a note about the river", "tell me about the city"]
+    w = torch.tensor([[0.37, 0.63], [1.0, 0.0]])  # 0.37 is not on the training grid: any w is accepted
+    torch.manual_seed(1)
+    r = policy.generate(prompts, w, num_generations=3)
+    assert r.completion_ids.shape[0] == 6 and len(r) == 6
+    assert torch.equal(r.weights, w.double().repeat_interleave(3, 0))
+    assert r.prompts == [prompts[0]] * 3 + [prompts[1]] * 3
+    eos = policy.tokenizer.eos_token_id
+    for ids, mask in zip(r.completion_ids.tolist(), r.completion_mask.tolist(), strict=True):
+        if eos in ids:
+            first = ids.index(eos)
+            assert mask == [1] * (first + 1) + [0] * (len(ids) - first - 1)
+        else:
+            assert all(mask)
+    texts = policy.conditioned_prompts(prompts, w)
+    assert "helpfulness=0.37" in texts[0]
+    assert r.prompt_ids[:, 0].tolist().count(policy.tokenizer.pad_token_id) >= 3  # left padding of the short one
+    assert r.completions[0] == policy.tokenizer.decode(r.completion_ids[0], skip_special_tokens=True)
+
+
+def test_log_probs_match_unpadded_single_row_forwards(policy):
+    torch.manual_seed(2)
+    r = policy.generate(["write a note about the river", "hi"], torch.tensor([[0.5, 0.5], [0.2, 0.8]]), 2)
+    batched = policy.log_probs(r)  # [N, T]
+    for i in range(len(r)):
+        keep = r.prompt_mask[i].bool()
+        prompt = r.prompt_ids[i][keep]
+        ids = torch.cat([prompt, r.completion_ids[i]])[None]
+        logits = policy.model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / policy.temperature
+        ref = torch.log_softmax(logits.float(), -1).gather(-1, r.completion_ids[i][:, None])[:, 0]
+        m = r.completion_mask[i].bool()
+        assert torch.allclose(batched[i][m], ref[m], atol=1e-5)
+
+
+def test_reference_is_a_frozen_hidden_copy(policy):
+    policy.create_reference()
+    ref = policy.reference
+    assert ref is not None and not any(p.requires_grad for p in ref.parameters())
+    ids = {id(p) for p in policy.parameters()}
+    assert not any(id(p) in ids for p in ref.parameters())
+    assert not any(k.startswith("_reference") for k in policy.state_dict())
+    torch.manual_seed(3)
+    r = policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), 2)
+    assert torch.allclose(policy.reference_log_probs(r), policy.log_probs(r).detach())
+    policy.to(torch.float64)
+    assert next(ref.parameters()).dtype == torch.float64  # follows the policy
+    policy.to(torch.float32)
+
+
+def test_lora_trains_only_the_adapter_and_references_the_base():
+    from peft import LoraConfig
+
+    base = LexiconLM(seed=3)
+    n_base = sum(p.numel() for p in base.parameters())
+    policy = PreferencePolicy(
+        base, LexiconTokenizer(), max_new_tokens=4,
+        lora=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )  # fmt: skip
+    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    policy.create_reference()
+    assert policy.reference is None  # no second copy: the adapter is disabled instead
+    n_total = sum(p.numel() for p in policy.parameters())
+    n_lora = sum(p.numel() for n, p in policy.named_parameters() if "lora_" in n)
+    assert n_total == n_base + n_lora
+    torch.manual_seed(0)
+    r = policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), 2)
+    plain = PreferencePolicy(LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=4)
+    assert torch.allclose(policy.reference_log_probs(r), plain.log_probs(r).detach(), atol=1e-5)
+    assert not torch.allclose(policy.log_probs(r), plain.log_probs(r), atol=1e-4)  # the adapter is active
+
+
+def test_save_pretrained_loads_as_a_normal_hf_model(tmp_path):
+    from peft import LoraConfig
+
+    policy = PreferencePolicy(
+        LexiconLM(seed=4), LexiconTokenizer(), max_new_tokens=4,
+        lora=LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False),
+    )  # fmt: skip
+    policy.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert torch.allclose(loaded(input_ids=ids).logits, policy.model(input_ids=ids).logits, atol=1e-5)
+    reloaded = PreferencePolicy(str(tmp_path), max_new_tokens=4)
+    assert reloaded.tokenizer.padding_side == "left"
+
+
+def test_bad_configuration_is_collected_and_named():
+    with pytest.raises(ValueError) as err:
+        PreferencePolicy(LexiconLM(), LexiconTokenizer(), objective_names=["a"], max_new_tokens=0, temperature=0,
+                         top_p=1.5, dtype="int8", conditioning_template="no field")  # fmt: skip
+    msg = str(err.value)
+    for key in ["objective_names", "max_new_tokens", "temperature", "top_p", "dtype", "conditioning_template"]:
+        assert f"policy.init_args.{key}" in msg
+
+
+def test_errors(policy, tmp_path):
+    with pytest.raises(ValueError, match="tokenizer"):
+        PreferencePolicy(LexiconLM())
+    with pytest.raises(TypeError, match="policy.init_args.model"):
+        PreferencePolicy(42, LexiconTokenizer())
+    with pytest.raises(OSError, match=r"policy.init_args.model.*Hub must be reachable"):
+        PreferencePolicy(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="empty"):
+        policy.generate([], torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="weights"):
+        policy.generate(["hi"], torch.tensor([[0.2, 0.3, 0.5]]))
+    with pytest.raises(ValueError, match="simplex"):
+        policy.generate(["hi"], torch.tensor([[0.6, 0.6]]))
+    with pytest.raises(ValueError, match=r"\[B=2, K\]"):
+        policy.generate(["hi", "ho"], torch.tensor([[0.5, 0.5]]))
+    short = LexiconTask().policy(max_new_tokens=2, max_prompt_length=5)
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        short.generate(["write a note about the river"], torch.tensor([[0.5, 0.5]]))
+    fresh = LexiconTask().policy(max_new_tokens=2)
+    with pytest.raises(RuntimeError, match="create_reference"):
+        fresh.reference_log_probs(fresh.generate(["hi"], torch.tensor([[0.5, 0.5]])))

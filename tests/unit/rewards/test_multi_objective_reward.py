@@ -1,0 +1,194 @@
+import pytest
+import torch
+from torch import nn
+
+from pareto_lightning.rewards import (
+    MaxScaler,
+    MultiObjectiveReward,
+    RewardFunction,
+    Standardizer,
+    TanhSquash,
+)
+
+
+def num_words(prompts: list[str], completions: list[str]) -> torch.Tensor:
+    return torch.tensor([float(len(c.split())) for c in completions])
+
+
+def mentions_prompt(prompts, completions):
+    # untyped, returns a list: plain callables qualify too
+    return [float(p in c) for p, c in zip(prompts, completions, strict=True)]
+
+
+class LetterCount(nn.Module):
+    """A reward function that is a module with a parameter and dropout (to see devices and eval mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(2.0))
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, prompts: list[str], completions: list[str]) -> torch.Tensor:
+        counts = torch.tensor([float(len(c)) for c in completions], device=self.scale.device)
+        return self.dropout(counts) * self.scale
+
+
+PROMPTS = ["cat", "dog", "cat"]
+COMPLETIONS = ["the cat sat", "no", "a b c d"]
+
+
+def test_raw_and_normalized_hand_worked():
+    reward = MultiObjectiveReward(
+        [num_words, mentions_prompt], names=["length", "on_topic"], normalizer=MaxScaler()
+    )
+    raw, normalized = reward(PROMPTS, COMPLETIONS)
+    torch.testing.assert_close(raw, torch.tensor([[3.0, 1.0], [1.0, 0.0], [4.0, 0.0]]))
+    torch.testing.assert_close(normalized, torch.tensor([[0.75, 1.0], [0.25, 0.0], [1.0, 0.0]]))
+    assert raw.dtype == normalized.dtype == torch.float32
+    assert reward.num_objectives == 2 and reward.names == ["length", "on_topic"]
+
+
+def test_without_normalizer_the_normalized_output_is_the_raw_tensor():
+    reward = MultiObjectiveReward([num_words])
+    raw, normalized = reward(PROMPTS, COMPLETIONS)
+    assert normalized is raw
+    assert reward.names == ["objective_0"]
+
+
+def test_module_functions_are_registered_and_stay_in_eval_mode():
+    letters = LetterCount()
+    reward = MultiObjectiveReward([num_words, letters], normalizer=Standardizer())
+    assert list(reward.reward_modules) == [letters]
+    assert "reward_modules.0.scale" in reward.state_dict()  # moves with .to() and the LightningModule
+    assert not letters.training
+    reward.train()
+    assert reward.training and reward.normalizer.training and not letters.training
+    raw1, _ = reward(PROMPTS, COMPLETIONS)
+    raw2, _ = reward(PROMPTS, COMPLETIONS)
+    assert torch.equal(raw1, raw2)  # dropout is off
+    torch.testing.assert_close(raw1[:, 1], torch.tensor([22.0, 4.0, 14.0]))
+    reward.double()  # a dtype move reaches the registered module
+    assert letters.scale.dtype == torch.float64
+
+
+def test_normalizer_updates_only_in_training_mode():
+    reward = MultiObjectiveReward([num_words], normalizer=MaxScaler())
+    reward.eval()
+    _, normalized = reward(PROMPTS, COMPLETIONS)
+    assert int(reward.normalizer.num_updates) == 0 and torch.equal(
+        normalized[:, 0], torch.tensor([3.0, 1.0, 4.0])
+    )
+    reward.train()
+    reward(PROMPTS, COMPLETIONS)
+    assert int(reward.normalizer.num_updates) == 1
+    assert "normalizer.max_abs" in reward.state_dict()
+
+
+def test_outputs_are_detached():
+    weight = torch.tensor(1.0, requires_grad=True)
+    reward = MultiObjectiveReward([lambda p, c: torch.ones(len(c)) * weight])
+    raw, _ = reward(["a"], ["b"])
+    assert not raw.requires_grad
+
+
+def test_plain_functions_and_modules_are_reward_functions():
+    assert isinstance(num_words, RewardFunction)
+    assert isinstance(LetterCount(), RewardFunction)
+    assert not isinstance(3, RewardFunction)
+
+
+def test_check_num_objectives():
+    reward = MultiObjectiveReward([num_words, mentions_prompt])
+    reward.check_num_objectives(2, key="data.init_args.num_objectives")
+    with pytest.raises(
+        ValueError,
+        match=r"^the preference dimension K=3 \(data.init_args.num_objectives\) must equal the number of "
+        r"reward functions 2 \(model.init_args.reward\)",
+    ):
+        reward.check_num_objectives(3, key="data.init_args.num_objectives")
+
+
+def test_yaml_config_parses_with_modules_and_untyped_functions():
+    jsonargparse = pytest.importorskip("jsonargparse")
+    parser = jsonargparse.ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(MultiObjectiveReward, "reward")
+    config = (
+        "reward:\n"
+        "  functions:\n"
+        f"    - class_path: {__name__}.LetterCount\n"
+        f"    - {__name__}.mentions_prompt\n"
+        "  names: [letters, on_topic]\n"
+        "  normalizer:\n"
+        "    class_path: pareto_lightning.rewards.TanhSquash\n"
+        "    init_args: {scale: 2.0}\n"
+    )
+    reward = parser.instantiate(parser.parse_string(config)).reward
+    assert isinstance(reward.reward_modules[0], LetterCount) and isinstance(reward.normalizer, TanhSquash)
+    assert reward.names == ["letters", "on_topic"]
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+def test_construction_errors():
+    key = "model.init_args.reward.init_args"
+    with pytest.raises(
+        ValueError, match=rf"`names` \({key}.names\) must have one entry per reward function: got 3 "
+    ):
+        MultiObjectiveReward([num_words, mentions_prompt], names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="got 1 names for 2 functions"):
+        MultiObjectiveReward([num_words, mentions_prompt], names=["a"])
+    with pytest.raises(ValueError, match=r"`names` .* must be unique; got \['a', 'a'\]"):
+        MultiObjectiveReward([num_words, mentions_prompt], names=["a", "a"])
+    with pytest.raises(
+        ValueError, match=rf"`functions` must list at least one reward function \({key}.functions\)"
+    ):
+        MultiObjectiveReward([])
+    with pytest.raises(
+        TypeError, match=rf"reward function 1 \({key}.functions\[1\]\) must be callable .* got str"
+    ):
+        MultiObjectiveReward([num_words, "helpfulness"])
+    with pytest.raises(
+        TypeError, match=rf"`normalizer` \({key}.normalizer\) must be a RewardNormalizer or None"
+    ):
+        MultiObjectiveReward([num_words], normalizer=nn.Identity())
+
+
+def test_wrong_length_names_the_function_and_both_lengths():
+    reward = MultiObjectiveReward([num_words, lambda p, c: torch.zeros(2)], names=["length", "broken"])
+    with pytest.raises(
+        ValueError,
+        match=r"reward function 1 \('broken', .*<lambda>\) must return a 1-D tensor of length N=3 .*got "
+        r"shape \(2,\)",
+    ):
+        reward(PROMPTS, COMPLETIONS)
+
+
+def test_bad_return_values():
+    two_d = MultiObjectiveReward([lambda p, c: torch.zeros(len(c), 1)])
+    with pytest.raises(ValueError, match=r"must return a 1-D tensor of length N=3.*got shape \(3, 1\)"):
+        two_d(PROMPTS, COMPLETIONS)
+    words = MultiObjectiveReward([lambda p, c: ["good"] * len(c)], names=["text"])
+    with pytest.raises(
+        TypeError, match=r"reward function 0 \('text'.* must return a Tensor\[N\] or a list of N floats"
+    ):
+        words(PROMPTS, COMPLETIONS)
+    complex_scores = MultiObjectiveReward([lambda p, c: torch.zeros(len(c), dtype=torch.complex64)])
+    with pytest.raises(TypeError, match="must return real-valued scores; got dtype torch.complex64"):
+        complex_scores(PROMPTS, COMPLETIONS)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_reward_names_the_objective(bad):
+    reward = MultiObjectiveReward(
+        [num_words, lambda p, c: [0.0, bad, 1.0]], names=["length", "safety"], normalizer=MaxScaler()
+    )
+    with pytest.raises(ValueError, match=r"rewards of objective 1 \('safety'\) contain 1 NaN/inf value\(s\)"):
+        reward(PROMPTS, COMPLETIONS)
+    assert int(reward.normalizer.num_updates) == 0
+
+
+def test_bad_inputs():
+    reward = MultiObjectiveReward([num_words])
+    with pytest.raises(ValueError, match="got an empty list of prompts"):
+        reward([], [])
+    with pytest.raises(ValueError, match="got 2 prompts but 1 completions; pass one prompt per completion"):
+        reward(["a", "b"], ["c"])
