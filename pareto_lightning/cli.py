@@ -14,14 +14,26 @@ class ParetoCLI(LightningCLI):
     """``LightningCLI`` with the project's links, so a value needed in two places is set once.
 
     Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names``. The meta-learning
-    task length (``MetaLoop.inner_steps`` vs ``data.init_args.steps_per_preference``) is checked by ``MetaLoop``
-    when training starts: a mismatch is refused with an error naming both keys.
+    task length is set once, as ``MetaLoop.inner_steps``: the data module's ``steps_per_preference`` (left null)
+    takes it at setup, and an explicit value that differs is refused with an error naming both keys.
     """
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments(
-            "model.init_args.policy.init_args.objective_names", "data.init_args.num_objectives", compute_fn=len
+            "model.init_args.policy.init_args.objective_names",
+            "data.init_args.num_objectives",
+            compute_fn=len,
         )
+
+    def before_predict(self) -> None:
+        # `predict` sweeps the data module's prompts over its preferences; write the results unless the config
+        # already names a writer.
+        from pareto_lightning.callbacks import JSONLPredictionWriter
+
+        if not any(isinstance(c, JSONLPredictionWriter) for c in self.trainer.callbacks):
+            writer = JSONLPredictionWriter()
+            self.trainer.callbacks.append(writer)
+            writer.setup(self.trainer, self.model, "predict")
 
     def after_fit(self) -> None:
         self._say_where()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -94,7 +94,9 @@ class PreferencePolicy(nn.Module):
         super().__init__()
         problems = []
         if len(objective_names) < 2:
-            problems.append(f"`policy.init_args.objective_names` needs >= 2 names; got {list(objective_names)}.")
+            problems.append(
+                f"`policy.init_args.objective_names` needs >= 2 names; got {list(objective_names)}."
+            )
         if max_new_tokens < 1:
             problems.append(f"`policy.init_args.max_new_tokens` must be >= 1; got {max_new_tokens}.")
         if not temperature > 0:
@@ -102,7 +104,9 @@ class PreferencePolicy(nn.Module):
         if not 0 < top_p <= 1:
             problems.append(f"`policy.init_args.top_p` must be in (0, 1]; got {top_p}.")
         if dtype is not None and dtype not in _DTYPES:
-            problems.append(f"`policy.init_args.dtype` must be one of {sorted(_DTYPES)} or null; got {dtype!r}.")
+            problems.append(
+                f"`policy.init_args.dtype` must be one of {sorted(_DTYPES)} or null; got {dtype!r}."
+            )
         if "{weights}" not in conditioning_template:
             problems.append("`policy.init_args.conditioning_template` must contain the field {weights}.")
         if problems:
@@ -128,10 +132,14 @@ class PreferencePolicy(nn.Module):
         return len(self.objective_names)
 
     @staticmethod
-    def _load_model(model: str | PreTrainedModel, dtype: str | None, trust_remote_code: bool) -> PreTrainedModel:
+    def _load_model(
+        model: str | PreTrainedModel, dtype: str | None, trust_remote_code: bool
+    ) -> PreTrainedModel:
         if not isinstance(model, str):
             if not isinstance(model, nn.Module):
-                raise TypeError(f"`policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}.")
+                raise TypeError(
+                    f"`policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}."
+                )
             return model
         kwargs = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
@@ -145,7 +153,9 @@ class PreferencePolicy(nn.Module):
     def _load_tokenizer(tokenizer, model, trust_remote_code: bool) -> PreTrainedTokenizerBase:
         if tokenizer is None:
             if not isinstance(model, str):
-                raise ValueError("`policy.init_args.tokenizer` is required when the model is given as an object.")
+                raise ValueError(
+                    "`policy.init_args.tokenizer` is required when the model is given as an object."
+                )
             tokenizer = model
         if isinstance(tokenizer, str):
             try:
@@ -273,7 +283,9 @@ class PreferencePolicy(nn.Module):
             with self.model.disable_adapter():
                 return self.log_probs(rollout)
         if self.reference is None:
-            raise RuntimeError("no reference model: call create_reference() first (done by the module when beta > 0).")
+            raise RuntimeError(
+                "no reference model: call create_reference() first (done by the module when beta > 0)."
+            )
         return self.log_probs(rollout, self.reference)
 
     def save_pretrained(self, directory: str | os.PathLike, merge_lora: bool = True) -> None:

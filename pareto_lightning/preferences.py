@@ -22,7 +22,9 @@ _TABLE1_FIRST = (
     1.00, 0.99, 0.98, 0.95, 0.90, 0.88, 0.85, 0.80, 0.78, 0.70, 0.65, 0.60, 0.58, 0.52,
     0.55, 0.50, 0.45, 0.40, 0.30, 0.20, 0.15, 0.12, 0.11, 0.10, 0.05, 0.02, 0.01, 0.00,
 )  # fmt: skip
-PAPER_EVAL_WEIGHTS: Tensor = torch.tensor([[a, round(1.0 - a, 2)] for a in _TABLE1_FIRST], dtype=torch.float64)
+PAPER_EVAL_WEIGHTS: Tensor = torch.tensor(
+    [[a, round(1.0 - a, 2)] for a in _TABLE1_FIRST], dtype=torch.float64
+)
 """The 28 two-objective evaluation weights of the paper's Table 1, ``[28, 2]``, float64, in its row order."""
 
 
@@ -98,7 +100,10 @@ def split_seen_unseen(eval_weights: Tensor, train_weights: Tensor, atol: float =
         >>> split_seen_unseen(PAPER_EVAL_WEIGHTS, simplex_grid(2, 10)).sum().item()
         11
     """
-    ev, tr = torch.as_tensor(eval_weights, dtype=torch.float64), torch.as_tensor(train_weights, dtype=torch.float64)
+    ev, tr = (
+        torch.as_tensor(eval_weights, dtype=torch.float64),
+        torch.as_tensor(train_weights, dtype=torch.float64),
+    )
     if ev.shape[-1] != tr.shape[-1]:
         raise ValueError(
             f"`eval_weights` has {ev.shape[-1]} objectives but `train_weights` has {tr.shape[-1]}."
@@ -166,9 +171,13 @@ class DirichletPreferenceSampler:
         self.support: Tensor | None = None
         self._probabilities: Tensor | None = None
         if support is not None:
-            sup = validate_preference(torch.as_tensor(support, dtype=torch.float64), num_objectives, key="support")
+            sup = validate_preference(
+                torch.as_tensor(support, dtype=torch.float64), num_objectives, key="support"
+            )
             if sup.dim() != 2 or sup.shape[0] < 1:
-                raise ValueError(f"`support` must be a non-empty [M, {num_objectives}] tensor; got {tuple(sup.shape)}.")
+                raise ValueError(
+                    f"`support` must be a non-empty [M, {num_objectives}] tensor; got {tuple(sup.shape)}."
+                )
             self.support = sup
             self._probabilities = self._support_probabilities(sup)
 
@@ -194,7 +203,9 @@ class DirichletPreferenceSampler:
     def probabilities(self) -> Tensor:
         """Probability of each support point, ``[M]`` (raises for the continuous simplex)."""
         if self._probabilities is None:
-            raise ValueError("`probabilities` is defined only for a finite `support`; this sampler is continuous.")
+            raise ValueError(
+                "`probabilities` is defined only for a finite `support`; this sampler is continuous."
+            )
         return self._probabilities
 
     def sample(self, n: int) -> Tensor:
@@ -214,7 +225,9 @@ class DirichletPreferenceSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if not torch.equal(torch.as_tensor(state["alpha"], dtype=torch.float64), self.alpha):
-            raise ValueError(f"checkpoint `alpha` {state['alpha'].tolist()} differs from {self.alpha.tolist()}.")
+            raise ValueError(
+                f"checkpoint `alpha` {state['alpha'].tolist()} differs from {self.alpha.tolist()}."
+            )
         self.generator.set_state(state["generator"])
 
     def __repr__(self) -> str:
@@ -251,4 +264,3 @@ __all__ = [
     "split_seen_unseen",
     "validate_preference",
 ]
-

@@ -175,7 +175,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         rollout, raw, _ = self.rollout(batch, 1, do_sample=False)
         names = self.policy.objective_names
         return [
-            {"prompt": p, "w": dict(zip(names, w, strict=True)), "completion": c,
+            {"prompt": p, "w": dict(zip(names, [round(x, 6) for x in w], strict=True)), "completion": c,
              "rewards": dict(zip(names, r, strict=True))}
             for p, w, c, r in zip(rollout.prompts, rollout.weights.tolist(), rollout.completions, raw.tolist(),
                                   strict=True)

@@ -59,7 +59,9 @@ class GRPOModule(PreferenceAlignmentModule):
     ) -> None:
         super().__init__(policy, reward, scalarizer, num_generations=num_generations, beta=beta, **kwargs)
         if not epsilon > 0 or (epsilon_high is not None and not epsilon_high > 0):
-            raise ValueError(f"`model.init_args.epsilon`/`epsilon_high` must be > 0; got {epsilon}, {epsilon_high}.")
+            raise ValueError(
+                f"`model.init_args.epsilon`/`epsilon_high` must be > 0; got {epsilon}, {epsilon_high}."
+            )
         self.epsilon, self.epsilon_high = epsilon, epsilon_high
         self.advantage_scale, self.aggregation = advantage_scale, aggregation
 

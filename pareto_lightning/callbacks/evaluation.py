@@ -66,7 +66,9 @@ class ParetoEvaluation(Callback):
         if not mu > 0:
             raise ValueError(f"`ParetoEvaluation.mu` must be > 0; got {mu}.")
         if front_from not in ("greedy", "sampled"):
-            raise ValueError(f"`ParetoEvaluation.front_from` must be 'greedy' or 'sampled'; got {front_from!r}.")
+            raise ValueError(
+                f"`ParetoEvaluation.front_from` must be 'greedy' or 'sampled'; got {front_from!r}."
+            )
         self.mu, self.task, self.front_from = mu, task, front_from
         self.ideal_point = torch.as_tensor(ideal_point, dtype=torch.float64)
         self.ref_point = torch.as_tensor(ref_point, dtype=torch.float64)
@@ -85,7 +87,9 @@ class ParetoEvaluation(Callback):
 
     on_test_epoch_start = on_validation_epoch_start
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if not outputs:
             return
         self._index.append(outputs["weight_index"].cpu())
@@ -125,7 +129,9 @@ class ParetoEvaluation(Callback):
         device = pl_module.device
         stats = {k: trainer.strategy.reduce(v.to(device), reduce_op="sum").cpu() for k, v in stats.items()}
         count = stats["count"].clamp_min(1)
-        means = {k: stats[k] / (count[:, None] if stats[k].dim() == 2 else count) for k in stats if k != "count"}
+        means = {
+            k: stats[k] / (count[:, None] if stats[k].dim() == 2 else count) for k in stats if k != "count"
+        }
         kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point)
         front_key = self.front_from
         other = "sampled" if front_key == "greedy" else "greedy"

@@ -91,5 +91,7 @@ def per_weight_means(index: Tensor, values: Tensor, num_weights: int) -> tuple[T
     sums = torch.zeros((num_weights, *values.shape[1:]), dtype=values.dtype, device=values.device)
     sums.index_add_(0, index.to(values.device), values)
     counts = torch.zeros(num_weights, dtype=values.dtype, device=values.device)
-    counts.index_add_(0, index.to(values.device), torch.ones(len(index), dtype=values.dtype, device=values.device))
+    counts.index_add_(
+        0, index.to(values.device), torch.ones(len(index), dtype=values.dtype, device=values.device)
+    )
     return sums, counts

@@ -28,11 +28,17 @@ class JSONLPredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer, pl_module) -> None:
         out = self.output_dir or trainer.log_dir or trainer.default_root_dir
         os.makedirs(out, exist_ok=True)
-        name = "predictions.jsonl" if trainer.global_rank == 0 else f"predictions.rank{trainer.global_rank}.jsonl"
+        name = (
+            "predictions.jsonl"
+            if trainer.global_rank == 0
+            else f"predictions.rank{trainer.global_rank}.jsonl"
+        )
         self.path = os.path.join(out, name)
         open(self.path, "w").close()
 
-    def write_on_batch_end(self, trainer, pl_module, prediction: Any, batch_indices, batch, batch_idx, dataloader_idx):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction: Any, batch_indices, batch, batch_idx, dataloader_idx
+    ):
         with open(self.path, "a") as fh:
             for row in prediction:
                 fh.write(json.dumps(row) + "\n")

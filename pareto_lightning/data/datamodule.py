@@ -40,7 +40,9 @@ class _Ticks(IterableDataset):
 class _EvalShard(IterableDataset):
     """This rank's share of the (evaluation weight x evaluation prompt) sweep, in batches."""
 
-    def __init__(self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_size: int) -> None:
+    def __init__(
+        self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_size: int
+    ) -> None:
         self.items, self.prompts, self.weights, self.batch_size = items, prompts, weights, batch_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -67,8 +69,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         alpha: Dirichlet concentration (the paper: 1.0; 0.5 is its corner-heavy ablation).
         grid_divisions: training support ``simplex_grid(K, grid_divisions)`` (10 gives the paper's 11 weights);
             None samples the continuous simplex.
-        steps_per_preference: optimizer steps one preference is held for (``MetaLoop.inner_steps``; the CLI links
-            them). With 1 and ``per_prompt_preferences`` every prompt gets its own draw.
+        steps_per_preference: optimizer steps one preference is held for. None (the default) takes
+            ``MetaLoop.inner_steps`` when the trainer has a ``MetaLoop`` callback, else 1, so the task length is
+            set in one place; an explicit value that differs from ``inner_steps`` is refused by ``MetaLoop``.
         per_prompt_preferences: draw one ``w`` per prompt instead of one per batch (needs steps_per_preference 1).
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
@@ -97,7 +100,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         alpha: float | list[float] = 1.0,
         grid_divisions: int | None = 10,
-        steps_per_preference: int = 1,
+        steps_per_preference: int | None = None,
         per_prompt_preferences: bool = False,
         eval_weights: str | list[list[float]] = "paper_table1",
         eval_lattice_divisions: int = 10,
@@ -110,16 +113,20 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         problems = []
         if batch_size < 1:
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
-        if steps_per_preference < 1:
-            problems.append(f"`data.init_args.steps_per_preference` must be >= 1; got {steps_per_preference}.")
-        if per_prompt_preferences and steps_per_preference != 1:
+        if steps_per_preference is not None and steps_per_preference < 1:
+            problems.append(
+                f"`data.init_args.steps_per_preference` must be >= 1 or null; got {steps_per_preference}."
+            )
+        if per_prompt_preferences and steps_per_preference not in (None, 1):
             problems.append("`data.init_args.per_prompt_preferences` needs `steps_per_preference: 1`.")
         if grid_divisions is not None and grid_divisions < 1:
             problems.append(f"`data.init_args.grid_divisions` must be >= 1 or null; got {grid_divisions}.")
         if num_eval_prompts < 1 or eval_batch_size < 1:
             problems.append("`data.init_args.num_eval_prompts` and `eval_batch_size` must be >= 1.")
         if max_prompt_chars is not None and max_prompt_chars < 1:
-            problems.append(f"`data.init_args.max_prompt_chars` must be >= 1 or null; got {max_prompt_chars}.")
+            problems.append(
+                f"`data.init_args.max_prompt_chars` must be >= 1 or null; got {max_prompt_chars}."
+            )
         if problems:
             raise ValueError("invalid PreferencePromptDataModule configuration:\n  " + "\n  ".join(problems))
         self.train_source, self.eval_source = train_prompts, eval_prompts
@@ -168,15 +175,21 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             return prompts
         cut = sum(len(p) > self.max_prompt_chars for p in prompts)
         if cut:
-            log.warning(f"{cut} of {len(prompts)} prompts from `{key}` cut to max_prompt_chars={self.max_prompt_chars}.")
+            log.warning(
+                f"{cut} of {len(prompts)} prompts from `{key}` cut to max_prompt_chars={self.max_prompt_chars}."
+            )
         return [p[: self.max_prompt_chars] for p in prompts]
 
     def setup(self, stage: str) -> None:
+        if self.steps_per_preference is None:
+            self.steps_per_preference = self._meta_inner_steps() or 1
         if self.train_prompts:
             return
         train = self._clean(self.train_source.load(), "data.init_args.train_prompts")
         if self.eval_source is not None:
-            evals = self._clean(self.eval_source.load(), "data.init_args.eval_prompts")[: self.num_eval_prompts]
+            evals = self._clean(self.eval_source.load(), "data.init_args.eval_prompts")[
+                : self.num_eval_prompts
+            ]
         else:
             if len(train) <= self.num_eval_prompts:
                 raise ValueError(
@@ -186,12 +199,21 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             train, evals = train[: -self.num_eval_prompts], train[-self.num_eval_prompts :]
         self.train_prompts, self.eval_prompts = train, evals
 
+    def _meta_inner_steps(self) -> int | None:
+        """``inner_steps`` of the trainer's meta-learning callback, if any (duck-typed: data does not import
+        callbacks)."""
+        trainer = self.trainer
+        for callback in getattr(trainer, "callbacks", None) or []:
+            if hasattr(callback, "inner_steps") and hasattr(callback, "tasks_per_meta_step"):
+                return int(callback.inner_steps)
+        return None
+
     # ---------------------------------------------------------------------------------------------- training
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Ticks(), batch_size=None)
 
     def _world(self) -> tuple[int, int]:
-        trainer = self._trainer if hasattr(self, "_trainer") else None
+        trainer = self.trainer
         if trainer is None:
             return 0, 1
         return trainer.global_rank, trainer.world_size
@@ -201,7 +223,12 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         rank, world = self._world()
         need = world * self.batch_size
         while len(self._order) - self._cursor < need:  # append another pass over the prompts
-            self._order = torch.cat([self._order[self._cursor :], torch.randperm(len(self.train_prompts), generator=self._order_rng)])
+            self._order = torch.cat(
+                [
+                    self._order[self._cursor :],
+                    torch.randperm(len(self.train_prompts), generator=self._order_rng),
+                ]
+            )
             self._cursor = 0
         start = self._cursor + rank * self.batch_size
         out = [self.train_prompts[int(i)] for i in self._order[start : start + self.batch_size]]
@@ -211,7 +238,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
     def _batches_per_preference(self) -> int:
         trainer = getattr(self, "trainer", None)
         accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
-        return self.steps_per_preference * accumulate
+        return (self.steps_per_preference or 1) * accumulate
 
     def next_train_batch(self) -> dict[str, Any]:
         """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``."""
@@ -235,7 +262,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
     def _eval_loader(self) -> DataLoader:
         rank, world = self._world()
         items = [(w, p) for w in range(len(self.eval_weights)) for p in range(len(self.eval_prompts))]
-        shard = _EvalShard(items[rank::world], self.eval_prompts, self.eval_weights.float(), self.eval_batch_size)
+        shard = _EvalShard(
+            items[rank::world], self.eval_prompts, self.eval_weights.float(), self.eval_batch_size
+        )
         return DataLoader(shard, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -80,16 +80,22 @@ class HFPrompts:
             ) from err
         if self.prompt_column not in ds.column_names:
             raise ValueError(
-                f"`{self.key}.init_args.prompt_column`={self.prompt_column!r} is not a column of {self.path or self.data_files}; "
-                f"columns: {ds.column_names}."
+                f"`{self.key}.init_args.prompt_column`={self.prompt_column!r} is not a column of "
+                f"{self.path or self.data_files}; columns: {ds.column_names}."
             )
-        column = ds[self.prompt_column] if self.limit is None else ds.select(range(min(self.limit, len(ds))))[self.prompt_column]
+        column = (
+            ds[self.prompt_column]
+            if self.limit is None
+            else ds.select(range(min(self.limit, len(ds))))[self.prompt_column]
+        )
         prompts = [str(p) for p in column]
         if not prompts:
             raise ValueError(f"`{self.key}` yielded no prompts (split {self.split!r} is empty).")
         bad = [i for i, p in enumerate(prompts) if not p.strip()]
         if bad:
-            raise ValueError(f"`{self.key}` has {len(bad)} empty prompts (first at row {bad[0]}); clean the data.")
+            raise ValueError(
+                f"`{self.key}` has {len(bad)} empty prompts (first at row {bad[0]}); clean the data."
+            )
         return prompts
 
 

@@ -60,7 +60,9 @@ class SmoothTchebycheff(Scalarizer):
         self.register_buffer("ideal_point", _ideal_buffer(ideal_point), persistent=False)
 
     def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
-        return F.smooth_tchebycheff(rewards, weights.to(rewards.dtype), self.ideal_point.to(rewards.dtype), self.mu)
+        return F.smooth_tchebycheff(
+            rewards, weights.to(rewards.dtype), self.ideal_point.to(rewards.dtype), self.mu
+        )
 
     def extra_repr(self) -> str:
         return f"mu={self.mu}, ideal_point={self.ideal_point.tolist()}"

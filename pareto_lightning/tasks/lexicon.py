@@ -164,7 +164,8 @@ class LexiconReward:
     """Reward of one objective: ``(count of its lexicon words / completion_words) ** kappa`` in [0, 1].
 
     Words are the whitespace-separated tokens of the decoded completion (the lexicon tokenizer decodes with
-    single spaces); any other word, punctuation or digit counts zero. The ratio is clipped to [0, 1].
+    single spaces); any other word, punctuation or digit counts zero. Only the first ``completion_words`` words
+    are read, so a longer completion (``max_new_tokens`` above ``L``) cannot reach beyond the exact front.
 
     Args:
         objective: ``"helpfulness"``, ``"harmlessness"``, ``"honesty"`` or their index ``0..2``.
@@ -187,13 +188,15 @@ class LexiconReward:
         self.completion_words, self.kappa = completion_words, float(kappa)
 
     def count(self, completion: str) -> int:
-        """Number of lexicon words in one completion.
+        """Number of lexicon words among the first ``completion_words`` words of one completion.
 
         Example:
             >>> LexiconReward(2).count("honest , honest and accurate")
             3
+            >>> LexiconReward(0, completion_words=2).count("useful useful useful")
+            2
         """
-        return sum(word in self.words for word in completion.split())
+        return sum(word in self.words for word in completion.split()[: self.completion_words])
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
         """Rewards ``[N]`` (float32) of ``N`` completions; the prompts are not used."""
@@ -202,7 +205,7 @@ class LexiconReward:
                 f"got {len(prompts)} prompts but {len(completions)} completions; one prompt per completion."
             )
         counts = torch.tensor([self.count(c) for c in completions], dtype=torch.float64)  # [N]
-        return (counts / self.completion_words).clamp(0.0, 1.0).pow(self.kappa).to(torch.float32)
+        return (counts / self.completion_words).pow(self.kappa).to(torch.float32)
 
     def __repr__(self) -> str:
         return f"LexiconReward({self.name!r}, completion_words={self.completion_words}, kappa={self.kappa})"

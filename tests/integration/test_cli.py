@@ -6,7 +6,14 @@ import sys
 
 import pytest
 
-from pareto_lightning import GRPOModule, LinearScalarization, MetaLoop, MOODPOModule, ParetoEvaluation, SmoothTchebycheff
+from pareto_lightning import (
+    GRPOModule,
+    LinearScalarization,
+    MetaLoop,
+    MOODPOModule,
+    ParetoEvaluation,
+    SmoothTchebycheff,
+)
 from pareto_lightning.cli import ParetoCLI
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -52,7 +59,10 @@ def test_builtin_recipe_parses_and_instantiates(path):
 @pytest.mark.parametrize("path", ABLATIONS, ids=os.path.basename)
 def test_ablation_overrides_apply(path):
     with open(path) as fh:
-        assert "python recipes/train.py fit --config recipes/weighted_meta.yaml --config recipes/ablations/" in fh.read()
+        assert (
+            "python recipes/train.py fit --config recipes/weighted_meta.yaml --config recipes/ablations/"
+            in fh.read()
+        )
     cli = _instantiate(["--config", os.path.join(ROOT, "recipes", "weighted_meta.yaml"), "--config", path])
     if "alpha" in path:
         assert cli.datamodule.sampler.alpha.tolist() == [0.5, 0.5]
@@ -101,3 +111,25 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
         assert tag in scalars, (tag, sorted(scalars))
     assert "val/pareto_front" in acc.Tags()["images"]
     assert any("val/samples" in t for t in acc.Tags()["tensors"])
+
+
+@pytest.mark.slow
+def test_predict_writes_a_jsonl_sweep(tmp_path):
+    import json
+
+    cmd = [
+        sys.executable, os.path.join(ROOT, "recipes", "train.py"), "predict",
+        "--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"), f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=2",
+        "--data.init_args.eval_weights=[[1,0],[0.37,0.63]]",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    rows = [json.loads(x) for x in (tmp_path / "lightning_logs" / "version_0" / "predictions.jsonl").open()]
+    assert len(rows) == 4
+    assert {tuple(r["w"].values()) for r in rows} == {(1.0, 0.0), (0.37, 0.63)}
+    assert set(rows[0]) == {"prompt", "w", "completion", "rewards"} and set(rows[0]["rewards"]) == {
+        "helpfulness",
+        "harmlessness",
+    }

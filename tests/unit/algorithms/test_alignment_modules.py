@@ -15,7 +15,9 @@ from pareto_lightning import (
 )
 from pareto_lightning.tasks import LexiconLM, LexiconReward, LexiconTask, LexiconTokenizer
 
-PROMPTS = ListPrompts(["write a note about the river", "tell me about the city", "hi", "write about the sea"] * 3)
+PROMPTS = ListPrompts(
+    ["write a note about the river", "tell me about the city", "hi", "write about the sea"] * 3
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,9 @@ def _snapshot(module):
     return {n: p.detach().clone() for n, p in module.named_parameters()}
 
 
-@pytest.mark.parametrize("cls,kw", [(GRPOModule, {"num_generations": 4, "beta": 0.1}), (MOODPOModule, {"beta": 0.1})])
+@pytest.mark.parametrize(
+    "cls,kw", [(GRPOModule, {"num_generations": 4, "beta": 0.1}), (MOODPOModule, {"beta": 0.1})]
+)
 def test_one_step_changes_every_trainable_parameter_and_nothing_else(cls, kw, reward_model_dir):
     torch.manual_seed(0)
     module = _module(cls, reward_model_dir, **kw)

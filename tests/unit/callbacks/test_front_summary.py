@@ -33,10 +33,14 @@ def test_summary_against_the_exact_front_of_the_lexicon_task():
     assert s["pu_regret"] == pytest.approx(0.0, abs=1e-12)  # the oracle has no regret
     assert s["hv_ratio"] == pytest.approx(s["hv_ceiling"])
     assert 0 < s["hv_ceiling"] < 1  # three weights cannot cover the whole front
-    worse = summarize_front(w, torch.ones(3, dtype=torch.bool), oracle_pts * 0.5, oracle_pu + 0.1, -0.1, task=task)
+    worse = summarize_front(
+        w, torch.ones(3, dtype=torch.bool), oracle_pts * 0.5, oracle_pu + 0.1, -0.1, task=task
+    )
     assert worse.scalars["pu_regret"] == pytest.approx(0.1) and worse.scalars["hv_ratio"] < s["hv_ratio"]
 
 
 def test_per_weight_means():
-    sums, counts = per_weight_means(torch.tensor([2, 0, 2]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 3)
+    sums, counts = per_weight_means(
+        torch.tensor([2, 0, 2]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 3
+    )
     assert sums.tolist() == [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]] and counts.tolist() == [1.0, 0.0, 2.0]

@@ -28,7 +28,9 @@ def test_simplex_grid_is_the_das_dennis_lattice(k, d):
     assert len({tuple(r) for r in scaled.round().long().tolist()}) == len(grid)
 
 
-@pytest.mark.parametrize("args,match", [((0, 10), "num_objectives"), ((2, 0), "divisions"), ((2, 1.5), "divisions")])
+@pytest.mark.parametrize(
+    "args,match", [((0, 10), "num_objectives"), ((2, 0), "divisions"), ((2, 1.5), "divisions")]
+)
 def test_simplex_grid_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         simplex_grid(*args)

@@ -28,7 +28,10 @@ def test_one_hot_weights_make_linear_pick_one_objective():
 @pytest.mark.parametrize("mu", [1.0, 0.1, 0.01, 1e-3])
 def test_smooth_tends_to_hard_within_mu_log_k(mu):
     torch.manual_seed(0)
-    r, w = torch.rand(200, 3, dtype=torch.float64), torch.distributions.Dirichlet(torch.ones(3)).sample((200,))
+    r, w = (
+        torch.rand(200, 3, dtype=torch.float64),
+        torch.distributions.Dirichlet(torch.ones(3)).sample((200,)),
+    )
     hard = tchebycheff(r, w.double(), 1.0)
     smooth = smooth_tchebycheff(r, w.double(), 1.0, mu)
     assert (smooth <= hard + 1e-12).all()

@@ -117,7 +117,9 @@ def test_hf_prompts_errors(tmp_path):
     blank.write_text(json.dumps({"prompt": "  "}) + "\n")
     with pytest.raises(ValueError, match="empty prompts"):
         HFPrompts(data_files=str(blank)).load()
-    with pytest.raises(OSError, match=r"Hub must be reachable.*data.init_args.eval_prompts|data.init_args.eval_prompts.*Hub"):
+    with pytest.raises(
+        OSError, match=r"Hub must be reachable.*data.init_args.eval_prompts|data.init_args.eval_prompts.*Hub"
+    ):
         HFPrompts(str(tmp_path / "no_such_dataset"), key="data.init_args.eval_prompts").load()
     with pytest.raises(ValueError, match="data_files"):
         HFPrompts(data_files=str(tmp_path / "p.txt")).load()
@@ -152,3 +154,37 @@ def test_too_few_prompts_for_a_held_out_sweep():
     dm = PreferencePromptDataModule(ListPrompts(["a", "b"]), num_eval_prompts=2)
     with pytest.raises(ValueError, match="eval_prompts"):
         dm.setup("fit")
+
+
+def test_meta_tasks_hold_one_preference_on_the_batches_the_module_sees():
+    import lightning.pytorch as pl
+
+    from pareto_lightning import MetaLoop
+
+    class Recorder(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.zeros(2))
+            self.seen = []
+
+        def training_step(self, batch, batch_idx):
+            self.seen.append(batch["weights"].clone())
+            return (batch["weights"].float() * self.theta).sum() ** 2 + self.theta.sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    dm = PreferencePromptDataModule(
+        PROMPTS, batch_size=2, num_eval_prompts=2, seed=11
+    )  # task length from MetaLoop
+    module = Recorder()
+    trainer = pl.Trainer(max_steps=36, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         callbacks=[MetaLoop(inner_steps=3, tasks_per_meta_step=2)])  # fmt: skip
+    trainer.fit(module, dm)
+    assert dm.steps_per_preference == 3
+    tasks = [module.seen[i : i + 3] for i in range(0, 36, 3)]
+    for task in tasks:
+        assert all(torch.equal(b, task[0]) for b in task)
+    firsts = [t[0][0].tolist() for t in tasks]
+    assert sum(a != b for a, b in zip(firsts, firsts[1:], strict=False)) >= 7

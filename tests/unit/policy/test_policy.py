@@ -22,7 +22,10 @@ def test_format_preference_writes_two_decimals():
 
 def test_chat_template_puts_the_preference_in_a_system_message():
     tok = LexiconTokenizer()
-    tok.chat_template = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"
+    tok.chat_template = (
+        "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
     text = conditioned_prompt("hi", [0.7, 0.3], ["helpfulness", "harmlessness"], tok)
     assert text == "[system]Preference weights: helpfulness=0.70, harmlessness=0.30.[user]hi[assistant]"
 
@@ -44,7 +47,9 @@ def test_generate_groups_share_w_and_masks_stop_at_eos(policy):
             assert all(mask)
     texts = policy.conditioned_prompts(prompts, w)
     assert "helpfulness=0.37" in texts[0]
-    assert r.prompt_ids[:, 0].tolist().count(policy.tokenizer.pad_token_id) >= 3  # left padding of the short one
+    assert (
+        r.prompt_ids[:, 0].tolist().count(policy.tokenizer.pad_token_id) >= 3
+    )  # left padding of the short one
     assert r.completions[0] == policy.tokenizer.decode(r.completion_ids[0], skip_special_tokens=True)
 
 
@@ -120,7 +125,14 @@ def test_bad_configuration_is_collected_and_named():
         PreferencePolicy(LexiconLM(), LexiconTokenizer(), objective_names=["a"], max_new_tokens=0, temperature=0,
                          top_p=1.5, dtype="int8", conditioning_template="no field")  # fmt: skip
     msg = str(err.value)
-    for key in ["objective_names", "max_new_tokens", "temperature", "top_p", "dtype", "conditioning_template"]:
+    for key in [
+        "objective_names",
+        "max_new_tokens",
+        "temperature",
+        "top_p",
+        "dtype",
+        "conditioning_template",
+    ]:
         assert f"policy.init_args.{key}" in msg
 
 

@@ -155,8 +155,14 @@ def test_reward_hand_values():
     # Punctuation, digits and unknown words count zero; the whole decoded text is scored.
     assert helpful(["p"], ["helpful . 7 helpfulness zebra"]).item() == pytest.approx((1 / 16) ** 1.5)
     assert LexiconReward("honesty", completion_words=4, kappa=2.0)(["p"], ["honest candid so"]).item() == 0.25
-    # More lexicon words than completion_words are clipped to 1.
+    # Only the first completion_words words are read: nothing reaches beyond the exact front.
     assert LexiconReward(0, completion_words=2)(["p"], ["clear " * 5]).item() == 1.0
+    assert LexiconReward(0, completion_words=2)(["p"], ["and clear clear"]).item() == pytest.approx(0.5**1.5)
+    long = " ".join(["helpful"] * 9 + ["safe"] * 8)  # 17 words: 9 + 7 are read
+    r = torch.tensor(
+        [[f(["p"], [long]).item() for f in LexiconTask().reward_functions()]], dtype=torch.float64
+    )
+    assert (LexiconTask().exact_front() - r).abs().amax(-1).min().item() < 1e-6
     out = helpful(["a", "b"], ["", "thorough"])
     assert out.dtype == torch.float32 and out.shape == (2,)
 

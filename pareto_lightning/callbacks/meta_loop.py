@@ -1,0 +1,378 @@
+"""``MetaLoop``: Reptile meta-learning over preferences (paper sections 2.4, 2.5 and A.4).
+
+Each preference ``w`` is a task. The optimizer adapts the policy to one preference for a few steps; the
+callback records where that took the weights, rewinds, repeats for the next preference, then moves the shared
+weights towards the average of the adapted ones (Reptile: Nichol et al. 2018, "On first-order meta-learning
+algorithms", the batched version of Algorithm 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from torch import Tensor
+
+try:  # DTensor parameters come from FSDP2 (``fully_shard``) and tensor parallelism
+    from torch.distributed.tensor import DTensor, distribute_tensor
+except ImportError:  # torch built without distributed support, or older than 2.5
+    DTensor = distribute_tensor = None
+
+_SCHEDULES = ("linear", "constant")
+_UTILITY_KEY = "train/utility"
+
+
+def _is_dtensor(t: Tensor) -> bool:
+    return DTensor is not None and isinstance(t, DTensor)
+
+
+def _snapshot(params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """theta_0: detached copies in the parameters' own dtype and device (a DTensor copies its local shard)."""
+    return {name: p.detach().clone() for name, p in params.items()}
+
+
+def _add_delta(
+    params: dict[str, Tensor], anchor: dict[str, Tensor], delta_sum: dict[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """``delta_sum + (theta_j - theta_0)``, accumulated in at least float32.
+
+    bf16 differences of nearby weights would round small adaptation steps away. New tensors are returned
+    rather than added in place, so a ``state_dict`` handed to an asynchronous checkpoint writer never changes
+    under it.
+    """
+    out = {}
+    for name, p in params.items():
+        acc = torch.promote_types(p.dtype, torch.float32)
+        delta = p.detach().to(acc) - anchor[name].to(acc)  # elementwise: DTensor shards stay local
+        out[name] = delta if delta_sum is None else delta_sum[name] + delta
+    return out
+
+
+@torch.no_grad()
+def _copy_into(params: dict[str, Tensor], values: dict[str, Tensor]) -> None:
+    # In place, so the optimizer keeps holding the same parameter objects.
+    for name, p in params.items():
+        p.copy_(values[name])
+
+
+def _gathered(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
+    """Whole tensors for a checkpoint: Lightning saves callback state from rank 0 only, even under FSDP2."""
+    if state is None:
+        return None
+    return {name: t.full_tensor().cpu() if _is_dtensor(t) else t for name, t in state.items()}  # collective
+
+
+def _placed_like(state: dict[str, Tensor], params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A loaded state on its parameters' devices; whole tensors are sharded again like their DTensor."""
+    out = {}
+    for name, t in state.items():
+        p = params[name]
+        if _is_dtensor(p) and not _is_dtensor(t):
+            t = distribute_tensor(t.to(p.device), p.device_mesh, p.placements)
+        out[name] = t.to(p.device)
+    return out
+
+
+def _global_norm(tensors: Iterable[Tensor]) -> float:
+    """L2 norm over all tensors; DTensors add up local sums of squares, reduced once across ranks."""
+    plain, sharded = [], None
+    for t in tensors:
+        sq = t.pow(2).sum(dtype=torch.float64)  # [] (for a DTensor: a pending partial sum over the shards)
+        if _is_dtensor(sq):
+            sharded = sq if sharded is None else sharded + sq
+        else:
+            plain.append(sq)
+    total = float(torch.stack(plain).sum()) if plain else 0.0
+    if sharded is not None:
+        total += float(sharded.full_tensor())  # one scalar all-reduce; no parameter is gathered
+    return total**0.5
+
+
+class MetaLoop(Callback):
+    r"""Reptile over preferences: adapt to ``B`` preferences in turn, then step towards the adapted weights.
+
+    A *task* is ``inner_steps`` consecutive optimizer steps (``trainer.global_step`` increments) on one
+    preference ``w``; the data module holds each sampled ``w`` for exactly that many steps (its
+    ``steps_per_preference`` defaults to this ``inner_steps``; an explicit different value is refused at fit
+    start). Meta-iteration ``t`` (0-based) runs:
+
+    1. snapshot the anchor :math:`\theta_0` (the trainable parameters),
+    2. for task :math:`j = 1..B`: train ``inner_steps`` steps to :math:`\theta_j`, add
+       :math:`\theta_j - \theta_0` to ``delta_sum``, restore :math:`\theta_0` in place,
+    3. meta step :math:`\theta \leftarrow \theta_0 + \epsilon_t \frac{1}{B}\sum_j (\theta_j - \theta_0)` with
+       :math:`\epsilon_t = \text{meta\_lr} \cdot \max(0, 1 - t/T)` (``"linear"``) or ``meta_lr``
+       (``"constant"``); the result is the anchor of meta-iteration ``t + 1``.
+
+    With a constant ``meta_lr = 1`` and ``B = 1`` this is plain training; ``meta_lr > 1`` extrapolates beyond
+    the mean of the adapted weights (the paper: 1.5, decayed linearly over ``T = 400`` meta-iterations;
+    ``B = 2``).
+
+    Optimizer state is kept across tasks by default: AdamW moments (and step counts) built on one preference
+    carry over into the next task and across meta steps. ``reset_optimizer_state=True`` clears
+    ``optimizer.state`` of every optimizer at the start of each task, so each task starts like a fresh
+    optimizer (textbook Reptile; AdamW then restarts its bias correction every task). Learning-rate schedulers
+    are not touched: they keep following ``trainer.global_step``.
+
+    The update is elementwise, so under FSDP2 it runs on each rank's local shards without gathering; under DDP
+    every rank holds the same weights and applies the same update. One optimizer step per training batch is
+    assumed (automatic optimization); gradient accumulation is fine, as tasks count optimizer steps. Memory:
+    two extra copies of the trainable parameters (the anchor, and ``delta_sum`` in at least float32).
+    Lightning saves callback state from rank 0 only, so under FSDP2 a checkpoint gathers them (one tensor at a
+    time, to CPU) and a resumed run shards them again.
+
+    Logged on the step they happen: ``meta/task_utility`` (mean of ``train/utility`` over the task's steps;
+    skipped when the module does not log that key); at each meta step ``meta/lr`` (:math:`\epsilon_t`),
+    ``meta/step_norm`` (L2 norm of the meta step over all shards), ``meta/iteration`` (meta steps done).
+    Lightning's loggers repeat such a value on the following steps until it is logged again.
+
+    Validation sees the current weights: run it every ``inner_steps * tasks_per_meta_step`` steps (or a
+    multiple) to evaluate the meta-parameters. Make ``trainer.max_steps`` such a multiple too: a run stopping
+    inside a meta-iteration ends on one task's adapted weights (a warning says so). Override
+    :meth:`meta_lr_at` for another schedule.
+
+    In a config (the data module reads ``inner_steps`` and holds each preference for that many steps)::
+
+        trainer:
+          max_steps: 3200        # T = 3200 // (4 * 2) = 400 meta-iterations
+          callbacks:
+            - class_path: pareto_lightning.MetaLoop
+              init_args: {inner_steps: 4, tasks_per_meta_step: 2, meta_lr: 1.5, meta_lr_schedule: linear}
+
+    Args:
+        inner_steps: optimizer steps per task (the paper's ``S``).
+        tasks_per_meta_step: preferences per meta-iteration (``B``).
+        meta_lr: outer step size :math:`\epsilon` (> 0).
+        meta_lr_schedule: ``"linear"`` decays it to 0 at ``T``; ``"constant"`` keeps it.
+        total_meta_steps: ``T``; None derives ``trainer.max_steps // (inner_steps * tasks_per_meta_step)``.
+        reset_optimizer_state: clear the optimizer state at the start of every task.
+
+    Example:
+        >>> loop = MetaLoop(inner_steps=4, total_meta_steps=400)
+        >>> [loop.meta_lr_at(t) for t in (0, 100, 200, 400, 500)]
+        [1.5, 1.125, 0.75, 0.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        inner_steps: int,
+        tasks_per_meta_step: int = 2,
+        meta_lr: float = 1.5,
+        meta_lr_schedule: Literal["linear", "constant"] = "linear",
+        total_meta_steps: int | None = None,
+        reset_optimizer_state: bool = False,
+    ) -> None:
+        problems = []
+        if inner_steps < 1:
+            problems.append(f"`MetaLoop.inner_steps` must be >= 1; got {inner_steps}.")
+        if tasks_per_meta_step < 1:
+            problems.append(f"`MetaLoop.tasks_per_meta_step` must be >= 1; got {tasks_per_meta_step}.")
+        if not meta_lr > 0:
+            problems.append(f"`MetaLoop.meta_lr` must be > 0; got {meta_lr}.")
+        if meta_lr_schedule not in _SCHEDULES:
+            problems.append(
+                f"`MetaLoop.meta_lr_schedule` must be one of {_SCHEDULES}; got {meta_lr_schedule!r}."
+            )
+        if total_meta_steps is not None and total_meta_steps < 1:
+            problems.append(f"`MetaLoop.total_meta_steps` must be >= 1 or null; got {total_meta_steps}.")
+        if problems:
+            raise ValueError("invalid MetaLoop configuration:\n  " + "\n  ".join(problems))
+        self.inner_steps, self.tasks_per_meta_step = inner_steps, tasks_per_meta_step
+        self.meta_lr, self.meta_lr_schedule = float(meta_lr), meta_lr_schedule
+        self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
+
+        # T as the schedule uses it: the argument, or derived from trainer.max_steps in `setup`.
+        self._total: int | None = total_meta_steps
+        # Index t of the running meta-iteration; 0 gives the first meta step the full meta_lr.
+        self._iteration = 0
+        # Tasks finished in the running meta-iteration; the meta step happens when it reaches B.
+        self._tasks_done = 0
+        # The global_step last handled in `on_train_batch_end`. global_step is 0 before the first optimizer
+        # step, so starting at 0 makes the first check fire after it (after N batches with
+        # accumulate_grad_batches=N); micro-batches in between see an unchanged step and are skipped.
+        self._last_step = 0
+        # The global_step at which the optimizer state was last cleared. -1 lets the task starting at step 0
+        # clear too (a no-op on a fresh optimizer, but every task is treated alike).
+        self._last_reset_step = -1
+        # theta_0 and sum_j (theta_j - theta_0) by parameter name. None between meta-iterations: the anchor is
+        # taken at the next batch, from the weights the meta step left.
+        self._anchor: dict[str, Tensor] | None = None
+        self._delta_sum: dict[str, Tensor] | None = None
+        self._utility_sum, self._utility_count = 0.0, 0  # `train/utility` over the running task's steps
+        self._check_loaded = False  # a state from a checkpoint is matched to the parameters at first use
+
+    def meta_lr_at(self, t: int, total: int | None = None) -> float:
+        """The outer step size :math:`\\epsilon_t` of meta-iteration ``t`` (0-based); override to change it.
+
+        Args:
+            t: meta-iteration index.
+            total: ``T``; None uses ``total_meta_steps`` (or the value derived when fitting starts).
+
+        Example:
+            >>> MetaLoop(inner_steps=2, meta_lr=2.0).meta_lr_at(3, total=4)
+            0.5
+        """
+        if self.meta_lr_schedule == "constant":
+            return self.meta_lr
+        total = self._total if total is None else total
+        if total is None:
+            raise ValueError(
+                "the linear meta_lr schedule needs T: set `MetaLoop.total_meta_steps` (or "
+                "`trainer.max_steps`, from which it is derived when fitting starts), or pass `total`."
+            )
+        return self.meta_lr * max(0.0, 1.0 - t / total)
+
+    # -------------------------------------------------------------------------------------------- fit start
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        dm = trainer.datamodule
+        if getattr(dm, "per_prompt_preferences", False):
+            raise ValueError(
+                "`data.init_args.per_prompt_preferences: true` gives every prompt its own preference, but a "
+                "MetaLoop task trains on one preference; set it to false."
+            )
+        held = getattr(dm, "steps_per_preference", None)
+        if held is not None and held != self.inner_steps:
+            raise ValueError(
+                f"`data.init_args.steps_per_preference`={held} must equal `MetaLoop.inner_steps`="
+                f"{self.inner_steps} (both count the optimizer steps spent on one preference); set one of "
+                "them to the other's value."
+            )
+        if self.total_meta_steps is not None:
+            return
+        per_iteration = self.inner_steps * self.tasks_per_meta_step
+        derived = trainer.max_steps // per_iteration if trainer.max_steps > 0 else 0
+        if derived < 1 and self.meta_lr_schedule == "linear":
+            raise ValueError(
+                "the linear meta_lr schedule needs T: `MetaLoop.total_meta_steps` is null and "
+                f"`trainer.max_steps`={trainer.max_steps} does not cover one meta-iteration of "
+                f"{per_iteration} optimizer steps; set `MetaLoop.total_meta_steps` or a larger "
+                "`trainer.max_steps`."
+            )
+        self._total = derived if derived >= 1 else None
+
+    # --------------------------------------------------------------------------------------------- the loop
+    def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:
+        if self._anchor is None:
+            return {name: p for name, p in pl_module.named_parameters() if p.requires_grad}
+        params = dict(pl_module.named_parameters())
+        if self._check_loaded:  # a state from a checkpoint: same parameters, moved to their devices
+            missing = sorted(set(self._anchor) - set(params))
+            if missing:
+                raise ValueError(
+                    f"the MetaLoop state in the checkpoint names parameters the model lacks ({missing[:3]}); "
+                    "resume with the same model, or start a new run instead of resuming."
+                )
+            self._anchor = _placed_like(self._anchor, params)
+            self._delta_sum = None if self._delta_sum is None else _placed_like(self._delta_sum, params)
+            self._check_loaded = False
+        return {name: params[name] for name in self._anchor}
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.reset_optimizer_state and step % self.inner_steps == 0 and step != self._last_reset_step:
+            for optimizer in trainer.optimizers:
+                optimizer.state.clear()
+            self._last_reset_step = step
+        if self._anchor is None:
+            self._anchor = _snapshot(self._trainable(pl_module))
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if step <= self._last_step:  # a gradient-accumulation micro-batch: no optimizer step happened
+            return
+        self._last_step = step
+        utility = trainer.callback_metrics.get(_UTILITY_KEY)
+        if utility is not None:
+            self._utility_sum += float(utility)
+            self._utility_count += 1
+        if step % self.inner_steps == 0:
+            self._end_task(pl_module)
+
+    def _end_task(self, pl_module: pl.LightningModule) -> None:
+        params = self._trainable(pl_module)
+        anchor = self._anchor
+        assert anchor is not None  # taken in on_train_batch_start of this meta-iteration's first batch
+        self._delta_sum = _add_delta(params, anchor, self._delta_sum)
+        self._tasks_done += 1
+        if self._utility_count:
+            mean_utility = self._utility_sum / self._utility_count
+            pl_module.log("meta/task_utility", mean_utility, on_step=True, on_epoch=False)
+        self._utility_sum, self._utility_count = 0.0, 0
+        if self._tasks_done < self.tasks_per_meta_step:
+            _copy_into(params, anchor)
+            return
+        eps = self.meta_lr_at(self._iteration)
+        scale = eps / self.tasks_per_meta_step
+        _copy_into(params, {name: anchor[name] + scale * d for name, d in self._delta_sum.items()})
+        step_norm = scale * _global_norm(self._delta_sum.values())
+        self._iteration, self._tasks_done = self._iteration + 1, 0
+        self._anchor = self._delta_sum = None
+        pl_module.log("meta/lr", eps, on_step=True, on_epoch=False)
+        pl_module.log("meta/step_norm", step_norm, on_step=True, on_epoch=False)
+        pl_module.log("meta/iteration", float(self._iteration), on_step=True, on_epoch=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._anchor is not None:  # taken at a meta-iteration's first batch, dropped by its meta step
+            per_iteration = self.inner_steps * self.tasks_per_meta_step
+            rank_zero_warn(
+                f"training stopped inside meta-iteration {self._iteration} (after {self._tasks_done} of "
+                f"{self.tasks_per_meta_step} tasks, global_step={trainer.global_step}): the weights are "
+                "adapted to the last preference, not the meta-parameters. Make `trainer.max_steps` a "
+                f"multiple of inner_steps * tasks_per_meta_step = {per_iteration}."
+            )
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "inner_steps": self.inner_steps,
+            "tasks_per_meta_step": self.tasks_per_meta_step,
+            "total_meta_steps": self._total,
+            "iteration": self._iteration,
+            "tasks_done": self._tasks_done,
+            "last_step": self._last_step,
+            "last_reset_step": self._last_reset_step,
+            "anchor": _gathered(self._anchor),
+            "delta_sum": _gathered(self._delta_sum),
+            "utility_sum": self._utility_sum,
+            "utility_count": self._utility_count,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = (state_dict["inner_steps"], state_dict["tasks_per_meta_step"])
+        if state_dict["anchor"] is not None and saved != (self.inner_steps, self.tasks_per_meta_step):
+            raise ValueError(
+                f"the checkpoint stopped inside a meta-iteration with inner_steps={saved[0]} and "
+                f"tasks_per_meta_step={saved[1]}; resume with the same `MetaLoop.inner_steps` and "
+                "`MetaLoop.tasks_per_meta_step`."
+            )
+        total = state_dict["total_meta_steps"]
+        if self.total_meta_steps is not None and total != self.total_meta_steps:
+            rank_zero_warn(
+                f"`MetaLoop.total_meta_steps`={self.total_meta_steps} replaces the checkpoint's T={total}."
+            )
+        else:  # the resumed run continues its schedule; an explicit total_meta_steps can extend it
+            if self._total is not None and total != self._total:
+                rank_zero_warn(
+                    f"keeping the checkpoint's T={total} meta-iterations (`trainer.max_steps` now gives "
+                    f"{self._total}); set `MetaLoop.total_meta_steps` to change it."
+                )
+            self._total = total
+        self._iteration, self._tasks_done = int(state_dict["iteration"]), int(state_dict["tasks_done"])
+        self._last_step = int(state_dict["last_step"])
+        self._last_reset_step = int(state_dict["last_reset_step"])
+        self._anchor = None if state_dict["anchor"] is None else dict(state_dict["anchor"])
+        self._delta_sum = None if state_dict["delta_sum"] is None else dict(state_dict["delta_sum"])
+        self._utility_sum, self._utility_count = (
+            float(state_dict["utility_sum"]),
+            int(state_dict["utility_count"]),
+        )
+        self._check_loaded = self._anchor is not None
