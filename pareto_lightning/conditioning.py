@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from torch import Tensor
 
 DEFAULT_TEMPLATE = "Preference weights: {weights}."
-"""The default system message; ``{weights}`` becomes ``name=value`` pairs joined by ``", "``."""
+"""The default preference sentence; ``{weights}`` becomes ``name=value`` pairs joined by ``", "``."""
+
+DEFAULT_PLAIN_TEMPLATE = "{preference}\n{prompt}\n"
+"""Layout of the prompt text for tokenizers without a chat template (the preference sentence first)."""
 
 
 def format_preference(weights: Sequence[float] | Tensor, names: Sequence[str], decimals: int = 2) -> str:
@@ -36,19 +39,24 @@ def conditioned_prompt(
     tokenizer: object,
     template: str = DEFAULT_TEMPLATE,
     decimals: int = 2,
+    plain_template: str = DEFAULT_PLAIN_TEMPLATE,
 ) -> str:
     """The full prompt text for one (prompt, preference) pair.
 
-    With a chat template the preference is a system message and the prompt a user message (generation prompt
-    appended); without one it is a plain-text prefix line.
+    With a chat template the preference sentence is a system message and the prompt a user message (generation
+    prompt appended); without one, ``plain_template`` places the two (fields ``{preference}`` and ``{prompt}``).
+    A small model trained from scratch reads ``w`` more easily when it sits right before the completion
+    (``"{prompt}\n{preference}\n"``): its distance to every generated token is then the same for all prompts.
 
     Example:
         >>> class NoChat: chat_template = None
         >>> conditioned_prompt("say hi", [0.25, 0.75], ["a", "b"], NoChat())
         'Preference weights: a=0.25, b=0.75.\\nsay hi\\n'
+        >>> conditioned_prompt("say hi", [0.25, 0.75], ["a", "b"], NoChat(), plain_template="{prompt} {preference}")
+        'say hi Preference weights: a=0.25, b=0.75.'
     """
     system = template.format(weights=format_preference(weights, names, decimals))
     if getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return f"{system}\n{prompt}\n"
+    return plain_template.format(preference=system, prompt=prompt)

@@ -13,7 +13,7 @@ from peft import LoraConfig
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from pareto_lightning.conditioning import DEFAULT_TEMPLATE, conditioned_prompt
+from pareto_lightning.conditioning import DEFAULT_PLAIN_TEMPLATE, DEFAULT_TEMPLATE, conditioned_prompt
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.sharding import unsharded
@@ -59,7 +59,10 @@ class PreferencePolicy(nn.Module):
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for loading by name; None keeps the default.
         lora: a ``peft.LoraConfig``; when given only the adapter trains and the reference model is the base model
             with the adapter disabled (no second copy of the weights).
-        conditioning_template: the system message; ``{weights}`` becomes ``name=value`` pairs.
+        conditioning_template: the preference sentence (a system message with a chat template); ``{weights}``
+            becomes ``name=value`` pairs.
+        plain_prompt_template: prompt layout without a chat template, with fields ``{preference}`` and
+            ``{prompt}`` (default: the preference line first).
         weight_decimals: decimals used to write ``w`` (2 matches Table 1's precision).
         max_prompt_length: conditioned prompts longer than this many tokens are refused with an error (never
             silently cut: cutting from the left would drop the preference). None disables the check.
@@ -86,6 +89,7 @@ class PreferencePolicy(nn.Module):
         dtype: str | None = None,
         lora: LoraConfig | None = None,
         conditioning_template: str = DEFAULT_TEMPLATE,
+        plain_prompt_template: str = DEFAULT_PLAIN_TEMPLATE,
         weight_decimals: int = 2,
         max_prompt_length: int | None = None,
         trust_remote_code: bool = False,
@@ -109,11 +113,14 @@ class PreferencePolicy(nn.Module):
             )
         if "{weights}" not in conditioning_template:
             problems.append("`policy.init_args.conditioning_template` must contain the field {weights}.")
+        if "{preference}" not in plain_prompt_template or "{prompt}" not in plain_prompt_template:
+            problems.append("`policy.init_args.plain_prompt_template` must contain the fields {preference} and {prompt}.")
         if problems:
             raise ValueError("invalid PreferencePolicy configuration:\n  " + "\n  ".join(problems))
         self.objective_names = list(objective_names)
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.conditioning_template, self.weight_decimals = conditioning_template, weight_decimals
+        self.plain_prompt_template = plain_prompt_template
         self.max_prompt_length = max_prompt_length
         self.unshard_for_generation = unshard_for_generation
         self.model = self._load_model(model, dtype, trust_remote_code)
@@ -191,7 +198,7 @@ class PreferencePolicy(nn.Module):
         """The prompt texts the model sees, one per row of ``weights``."""
         return [
             conditioned_prompt(p, w, self.objective_names, self.tokenizer, self.conditioning_template,
-                               self.weight_decimals)
+                               self.weight_decimals, self.plain_prompt_template)
             for p, w in zip(prompts, weights, strict=True)
         ]  # fmt: skip
 

@@ -36,8 +36,8 @@ class ParetoEvaluation(Callback):
     Logged: ``val/pu``, ``val/pu_seen``, ``val/pu_unseen``, ``val/hypervolume``, ``val/spearman``, ``val/max_gap``
     (+ ``val/pu_regret``, ``val/hv_ratio``, ``val/hv_ceiling`` with a known front), the same under ``val_sampled/``,
     the Pareto figure and a text table of samples. Files in the run's log directory: ``frontier.csv`` (columns
-    ``w_1..w_K, seen, r_1..r_K, pu``), ``pareto_front.png``, ``samples.jsonl``; each evaluation also keeps its CSV
-    as ``evaluations/step_<n>.csv``.
+    ``w_1..w_K, seen, r_1..r_K, pu``), ``pareto_front.png``, ``samples.jsonl``, ``summary.json`` (the scalars);
+    each evaluation also keeps its CSV as ``evaluations/step_<n>.csv``.
 
     Args:
         mu: smoothing of the shortfall (the paper: 0.1).
@@ -105,6 +105,10 @@ class ParetoEvaluation(Callback):
 
     on_test_batch_end = on_validation_batch_end
 
+    @property
+    def _other(self) -> str:
+        return "sampled" if self.front_from == "greedy" else "greedy"
+
     def _shortfall(self, rewards: Tensor, weights: Tensor) -> Tensor:
         return -smooth_tchebycheff(rewards, weights, self.ideal_point, self.mu)
 
@@ -134,7 +138,7 @@ class ParetoEvaluation(Callback):
         }
         kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point)
         front_key = self.front_from
-        other = "sampled" if front_key == "greedy" else "greedy"
+        other = self._other
         main = summarize_front(weights, seen, means[front_key], means[f"{front_key}_pu"], **kw)
         side = summarize_front(weights, seen, means[other], means[f"{other}_pu"], **kw)
         main_prefix, side_prefix = "val", f"val_{other}"
@@ -143,7 +147,8 @@ class ParetoEvaluation(Callback):
         for name, value in side.scalars.items():
             pl_module.log(f"{side_prefix}/{name}", value, sync_dist=False, rank_zero_only=False)
         self.last_summary = {"weights": weights, "seen": seen, "greedy": means["greedy"], "sampled": means["sampled"],
-                             "pu": means[f"{front_key}_pu"], "scalars": main.scalars, "num_generations": g}  # fmt: skip
+                             "pu": means[f"{front_key}_pu"], "scalars": main.scalars, "side_scalars": side.scalars,
+                             "num_generations": g}  # fmt: skip
         if trainer.is_global_zero:
             self._write(trainer, pl_module)
 
@@ -168,6 +173,9 @@ class ParetoEvaluation(Callback):
                 writer = csv.writer(fh)
                 writer.writerow(header)
                 writer.writerows(rows)
+        with open(os.path.join(log_dir, "summary.json"), "w") as fh:
+            json.dump({"step": trainer.global_step, **{f"val/{k}": v for k, v in s["scalars"].items()},
+                       **{f"val_{self._other}/{k}": v for k, v in s["side_scalars"].items()}}, fh, indent=1)  # fmt: skip
         with open(os.path.join(log_dir, "samples.jsonl"), "w") as fh:
             for row in self._samples:
                 fh.write(json.dumps(row) + "\n")

@@ -1,5 +1,6 @@
 import csv
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -97,6 +98,8 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
     assert list(rows[0]) == ["w_1", "w_2", "seen", "r_1", "r_2", "pu"]
     assert all(0.0 <= float(r["r_1"]) <= 1.0 for r in rows)
     assert (log_dir / "pareto_front.png").stat().st_size > 1000
+    summary = json.loads((log_dir / "summary.json").read_text())
+    assert summary["step"] == 8 and {"val/pu", "val/hv_ratio", "val_sampled/pu"} <= set(summary)
     assert len((log_dir / "samples.jsonl").read_text().splitlines()) == 8
     assert list((log_dir / "checkpoints").glob("*.ckpt"))
 
@@ -115,7 +118,6 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
 
 @pytest.mark.slow
 def test_predict_writes_a_jsonl_sweep(tmp_path):
-    import json
 
     cmd = [
         sys.executable, os.path.join(ROOT, "recipes", "train.py"), "predict",

@@ -122,18 +122,21 @@ def test_save_pretrained_loads_as_a_normal_hf_model(tmp_path):
 
 def test_bad_configuration_is_collected_and_named():
     with pytest.raises(ValueError) as err:
-        PreferencePolicy(LexiconLM(), LexiconTokenizer(), objective_names=["a"], max_new_tokens=0, temperature=0,
-                         top_p=1.5, dtype="int8", conditioning_template="no field")  # fmt: skip
+        PreferencePolicy(
+            LexiconLM(), LexiconTokenizer(), objective_names=["a"], max_new_tokens=0, temperature=0, top_p=1.5,
+            dtype="int8", conditioning_template="no field", plain_prompt_template="{prompt}",
+        )  # fmt: skip
     msg = str(err.value)
-    for key in [
-        "objective_names",
-        "max_new_tokens",
-        "temperature",
-        "top_p",
-        "dtype",
-        "conditioning_template",
-    ]:
+    keys = ["objective_names", "max_new_tokens", "temperature", "top_p", "dtype", "conditioning_template",
+            "plain_prompt_template"]  # fmt: skip
+    for key in keys:
         assert f"policy.init_args.{key}" in msg
+
+
+def test_plain_prompt_template_places_the_preference():
+    policy = LexiconTask().policy(plain_prompt_template="{prompt}\n{preference}\n")
+    text = policy.conditioned_prompts(["hi"], torch.tensor([[0.25, 0.75]]))[0]
+    assert text == "hi\nPreference weights: helpfulness=0.25, harmlessness=0.75.\n"
 
 
 def test_errors(policy, tmp_path):
