@@ -91,6 +91,21 @@ class LexiconLM(Qwen2ForCausalLM):
             torch.manual_seed(seed)
             super().__init__(config)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as a plain ``Qwen2ForCausalLM`` checkpoint (``architectures`` names the transformers class), so any
+        loader, including ones that rebuild a model from ``config.architectures``, reads it without this package.
+        """
+        super().save_pretrained(save_directory, *args, **kwargs)
+        import json
+        import os
+
+        path = os.path.join(save_directory, "config.json")
+        with open(path) as fh:
+            config = json.load(fh)
+        config["architectures"] = ["Qwen2ForCausalLM"]
+        with open(path, "w") as fh:
+            json.dump(config, fh, indent=2, sort_keys=True)
+
     @staticmethod
     def _build_config(
         hidden_size: int,

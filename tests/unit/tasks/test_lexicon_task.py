@@ -113,6 +113,7 @@ def test_model_save_and_auto_load_gives_identical_logits(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert type(loaded) is transformers.Qwen2ForCausalLM
+    assert transformers.AutoConfig.from_pretrained(tmp_path).architectures == ["Qwen2ForCausalLM"]
     x = torch.randint(3, len(VOCABULARY), (2, 9))
     with torch.no_grad():
         assert torch.equal(model(x).logits, loaded(x).logits)
