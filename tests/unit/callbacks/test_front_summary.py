@@ -44,3 +44,12 @@ def test_per_weight_means():
         torch.tensor([2, 0, 2]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]), 3
     )
     assert sums.tolist() == [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]] and counts.tolist() == [1.0, 0.0, 2.0]
+
+
+def test_pareto_evaluation_rejects_bad_arguments():
+    from pareto_lightning import ParetoEvaluation
+
+    with pytest.raises(ValueError, match=r"ParetoEvaluation.mu"):
+        ParetoEvaluation(mu=0.0)
+    with pytest.raises(ValueError, match=r"ParetoEvaluation.front_from"):
+        ParetoEvaluation(front_from="best")

@@ -160,3 +160,8 @@ def test_errors(policy, tmp_path):
     fresh = LexiconTask().policy(max_new_tokens=2)
     with pytest.raises(RuntimeError, match="create_reference"):
         fresh.reference_log_probs(fresh.generate(["hi"], torch.tensor([[0.5, 0.5]])))
+
+
+def test_unloadable_tokenizer_names_its_key(tmp_path):
+    with pytest.raises(OSError, match=r"policy.init_args.tokenizer.*Hub must be reachable"):
+        PreferencePolicy(LexiconLM(), str(tmp_path / "no_tokenizer"))
