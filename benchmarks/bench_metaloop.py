@@ -67,7 +67,9 @@ def run(steps: int, meta: bool, seed: int, hook_times: list[float]) -> list[floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -78,12 +80,16 @@ def main() -> None:
         plain += run(args.steps, False, r, [])
         meta += run(args.steps, True, r, hooks)
     p, m = statistics.median(plain), statistics.median(meta)
-    print(f"torch threads {args.threads}, {args.rounds} rounds x {args.steps} steps (8 warm-up steps dropped each)")
+    print(
+        f"torch threads {args.threads}, {args.rounds} rounds x {args.steps} steps (8 warm-up steps dropped each)"
+    )
     print(f"GRPO step without MetaLoop: {p * 1000:7.1f} ms (median of {len(plain)})")
     print(f"GRPO step with    MetaLoop: {m * 1000:7.1f} ms (median of {len(meta)})")
     print(f"side by side: ratio {m / p:.3f} ({100 * (m / p - 1):+.1f}%; includes sampling differences)")
     per_step = sum(hooks) / (args.rounds * args.steps)
-    print(f"MetaLoop hooks: {per_step * 1000:.2f} ms per step = {100 * per_step / m:.2f}% of a step (target < 5%)")
+    print(
+        f"MetaLoop hooks: {per_step * 1000:.2f} ms per step = {100 * per_step / m:.2f}% of a step (target < 5%)"
+    )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,9 @@ def table(results: list[dict], steps: int, seeds: list[int]) -> str:
             cells.append(f"{fmt.format(mean)} ± {fmt.format(std)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     ceiling = results[0]["val/hv_ceiling"]
-    lines.append(f"\nHV ratio ceiling of the 28 Table-1 weights (the oracle's point for each): {ceiling:.3f}.")
+    lines.append(
+        f"\nHV ratio ceiling of the 28 Table-1 weights (the oracle's point for each): {ceiling:.3f}."
+    )
     return "\n".join(lines)
 
 
@@ -111,7 +113,9 @@ def plot(results: list[dict], path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")

@@ -114,7 +114,9 @@ class PreferencePolicy(nn.Module):
         if "{weights}" not in conditioning_template:
             problems.append("`policy.init_args.conditioning_template` must contain the field {weights}.")
         if "{preference}" not in plain_prompt_template or "{prompt}" not in plain_prompt_template:
-            problems.append("`policy.init_args.plain_prompt_template` must contain the fields {preference} and {prompt}.")
+            problems.append(
+                "`policy.init_args.plain_prompt_template` must contain the fields {preference} and {prompt}."
+            )
         if problems:
             raise ValueError("invalid PreferencePolicy configuration:\n  " + "\n  ".join(problems))
         self.objective_names = list(objective_names)

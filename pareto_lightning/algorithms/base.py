@@ -59,7 +59,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
         super().__init__()
         problems = []
         if num_generations < 2:
-            problems.append(f"`model.init_args.num_generations` must be >= 2 (a group needs a spread); got {num_generations}.")
+            problems.append(
+                f"`model.init_args.num_generations` must be >= 2 (a group needs a spread); got {num_generations}."
+            )
         if beta < 0:
             problems.append(f"`model.init_args.beta` must be >= 0; got {beta}.")
         if not learning_rate > 0:
@@ -69,10 +71,14 @@ class PreferenceAlignmentModule(pl.LightningModule):
         if not 0 <= min_lr_ratio <= 1:
             problems.append(f"`model.init_args.min_lr_ratio` must be in [0, 1]; got {min_lr_ratio}.")
         if eval_num_generations < 1:
-            problems.append(f"`model.init_args.eval_num_generations` must be >= 1; got {eval_num_generations}.")
+            problems.append(
+                f"`model.init_args.eval_num_generations` must be >= 1; got {eval_num_generations}."
+            )
         if problems:
             raise ValueError(f"invalid {type(self).__name__} configuration:\n  " + "\n  ".join(problems))
-        reward.check_num_objectives(policy.num_objectives, key="model.init_args.policy.init_args.objective_names")
+        reward.check_num_objectives(
+            policy.num_objectives, key="model.init_args.policy.init_args.objective_names"
+        )
         self.policy, self.reward, self.scalarizer = policy, reward, scalarizer
         self.num_generations, self.beta = num_generations, beta
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -121,7 +127,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
                 state[key] = value
 
     # ------------------------------------------------------------------------------------------------ rollout
-    def rollout(self, batch: dict[str, Any], num_generations: int, do_sample: bool = True) -> tuple[Rollout, Tensor, Tensor]:
+    def rollout(
+        self, batch: dict[str, Any], num_generations: int, do_sample: bool = True
+    ) -> tuple[Rollout, Tensor, Tensor]:
         """Generate, score and normalize: returns the rollout, raw rewards ``[N, K]`` and normalized ``[N, K]``."""
         prompts = list(batch["prompts"])
         weights = validate_preference(batch["weights"], self.num_objectives, key="batch['weights']")
@@ -134,7 +142,11 @@ class PreferenceAlignmentModule(pl.LightningModule):
         utilities = self.scalarizer(normalized, rollout.weights.to(normalized))  # [N]
         loss, stats = self.compute_loss(rollout, utilities)
         lengths = rollout.completion_mask.sum(-1).float()  # [N]
-        logs = {"train/loss": loss.detach(), "train/utility": utilities.mean(), "train/completion_length": lengths.mean()}
+        logs = {
+            "train/loss": loss.detach(),
+            "train/utility": utilities.mean(),
+            "train/completion_length": lengths.mean(),
+        }
         for k, name in enumerate(self.policy.objective_names):
             logs[f"train/reward_raw/{name}"] = raw[:, k].mean()
             logs[f"train/reward/{name}"] = normalized[:, k].mean()

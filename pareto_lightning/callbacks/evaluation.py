@@ -173,9 +173,11 @@ class ParetoEvaluation(Callback):
                 writer = csv.writer(fh)
                 writer.writerow(header)
                 writer.writerows(rows)
+        summary = {"step": trainer.global_step}
+        summary.update({f"val/{k}": v for k, v in s["scalars"].items()})
+        summary.update({f"val_{self._other}/{k}": v for k, v in s["side_scalars"].items()})
         with open(os.path.join(log_dir, "summary.json"), "w") as fh:
-            json.dump({"step": trainer.global_step, **{f"val/{k}": v for k, v in s["scalars"].items()},
-                       **{f"val_{self._other}/{k}": v for k, v in s["side_scalars"].items()}}, fh, indent=1)  # fmt: skip
+            json.dump(summary, fh, indent=1)
         with open(os.path.join(log_dir, "samples.jsonl"), "w") as fh:
             for row in self._samples:
                 fh.write(json.dumps(row) + "\n")

@@ -118,7 +118,6 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
 
 @pytest.mark.slow
 def test_predict_writes_a_jsonl_sweep(tmp_path):
-
     cmd = [
         sys.executable, os.path.join(ROOT, "recipes", "train.py"), "predict",
         "--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"), f"--trainer.default_root_dir={tmp_path}",
