@@ -12,11 +12,12 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from pareto_lightning.checkpointing import leave_out_of_checkpoints
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer
-from pareto_lightning.sharding import is_fsdp, shard_causal_lm
+from pareto_lightning.sharding import is_fsdp, mixed_precision_policy, shard_causal_lm
 
 _FROZEN_REWARD_PREFIX = "reward.reward_modules."
 
@@ -85,8 +86,11 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.warmup_steps, self.min_lr_ratio = warmup_steps, min_lr_ratio
         self.sample_log_every_n_steps = sample_log_every_n_steps
         self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
-        # Rewards are frozen and never seen by the optimizer.
+        # Rewards are frozen and never seen by the optimizer. The reward models are rebuilt from their own names
+        # whenever the module is built, so checkpoints leave them out (the normalizer's statistics are kept; the
+        # frozen reference lives outside the state dict for the same reason).
         self.reward.requires_grad_(False)
+        leave_out_of_checkpoints(self, _FROZEN_REWARD_PREFIX)
 
     @property
     def num_objectives(self) -> int:
@@ -101,30 +105,20 @@ class PreferenceAlignmentModule(pl.LightningModule):
         """Under ``ModelParallelStrategy`` (FSDP2): shard the policy (and the frozen reference) per decoder layer.
 
         Reward models are not sharded: they are small next to the policy, frozen, and never seen by the optimizer;
-        each rank holds a full copy on its own device. Other strategies (single device, ``ddp``) leave the
-        modules as they are.
+        each rank holds a full copy on its own device. With ``precision="bf16-mixed"`` FSDP2 computes in bf16 on
+        float32 master shards (:func:`~pareto_lightning.sharding.mixed_precision_policy`). The strategy's
+        distributed checkpoint holds the sharded policy, optimizer and normalizer state, not the reward models.
+        Other strategies (single device, ``ddp``) leave the modules as they are.
         """
         mesh = getattr(self, "device_mesh", None)
         if mesh is None or is_fsdp(self.policy.model):
             return
         dp_mesh = mesh["data_parallel"] if "data_parallel" in (mesh.mesh_dim_names or ()) else mesh
-        shard_causal_lm(self.policy.model, dp_mesh)
+        # "bf16-mixed": FSDP2 gathers bf16 copies of the float32 shards (see `mixed_precision_policy`).
+        mp = mixed_precision_policy(self._trainer.precision if self._trainer is not None else None)
+        shard_causal_lm(self.policy.model, dp_mesh, mixed_precision=mp)
         if self.policy.reference is not None:
-            shard_causal_lm(self.policy.reference, dp_mesh)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Frozen reward models are rebuilt from their own names when the module is constructed: storing them in
-        # every checkpoint would add their full size (GBs for the paper's GPT-2-large pair). The normalizer's
-        # statistics are kept. (The frozen reference lives outside the state dict for the same reason.)
-        state = checkpoint.get("state_dict", {})
-        for key in [k for k in state if k.startswith(_FROZEN_REWARD_PREFIX)]:
-            del state[key]
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        for key, value in self.state_dict().items():
-            if key.startswith(_FROZEN_REWARD_PREFIX) and key not in state:
-                state[key] = value
+            shard_causal_lm(self.policy.reference, dp_mesh, mixed_precision=mp)
 
     # ------------------------------------------------------------------------------------------------ rollout
     def rollout(

@@ -36,8 +36,9 @@ class ParetoEvaluation(Callback):
     Logged: ``val/pu``, ``val/pu_seen``, ``val/pu_unseen``, ``val/hypervolume``, ``val/spearman``, ``val/max_gap``
     (+ ``val/pu_regret``, ``val/hv_ratio``, ``val/hv_ceiling`` with a known front), the same under ``val_sampled/``,
     the Pareto figure and a text table of samples. Files in the run's log directory: ``frontier.csv`` (columns
-    ``w_1..w_K, seen, r_1..r_K, pu``), ``pareto_front.png``, ``samples.jsonl``, ``summary.json`` (the scalars);
-    each evaluation also keeps its CSV as ``evaluations/step_<n>.csv``.
+    ``w_1..w_K, seen, r_1..r_K, pu``), ``pareto_front.png``, ``samples.jsonl`` (the greedy completions of rank 0's
+    share of the sweep; the metrics above cover every rank), ``summary.json`` (the scalars); each evaluation
+    also keeps its CSV as ``evaluations/step_<n>.csv``.
 
     Args:
         mu: smoothing of the shortfall (the paper: 0.1).
@@ -149,15 +150,16 @@ class ParetoEvaluation(Callback):
         self.last_summary = {"weights": weights, "seen": seen, "greedy": means["greedy"], "sampled": means["sampled"],
                              "pu": means[f"{front_key}_pu"], "scalars": main.scalars, "side_scalars": side.scalars,
                              "num_generations": g}  # fmt: skip
+        # ``trainer.log_dir`` broadcasts from rank 0 under a distributed strategy, so every rank asks for it.
+        log_dir = trainer.log_dir or trainer.default_root_dir
         if trainer.is_global_zero:
-            self._write(trainer, pl_module)
+            self._write(trainer, pl_module, log_dir)
 
     on_test_epoch_end = on_validation_epoch_end
 
     # ---------------------------------------------------------------------------------------------- outputs
-    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log_dir: str) -> None:
         s = self.last_summary
-        log_dir = trainer.log_dir or trainer.default_root_dir
         os.makedirs(os.path.join(log_dir, "evaluations"), exist_ok=True)
         k = s["weights"].shape[1]
         points = s[self.front_from]

@@ -115,6 +115,8 @@ class MultiObjectiveReward(nn.Module):
         self._functions = functions  # call order; modules among them are also registered just below
         self.reward_modules = nn.ModuleList([fn for fn in functions if isinstance(fn, nn.Module)])
         self.normalizer = normalizer
+        if normalizer is not None:
+            normalizer.size_statistics(len(functions))  # checkpoints then always hold [K] statistics
         self.train(self.training)
 
     @property

@@ -33,8 +33,10 @@ class RewardNormalizer(nn.Module):
     In training mode (and unless frozen) ``forward`` first updates the statistics with the batch, then
     normalizes it; in eval mode it only normalizes. Before the first update there are no statistics and
     rewards pass through unchanged (for example during Lightning's sanity-check validation). Subclasses with
-    statistics list their ``[K]`` buffers in ``_per_objective_buffers``; these are sized at the first update,
-    and restored to the saved size by ``load_state_dict``, so a checkpoint loads into a fresh instance.
+    statistics list their ``[K]`` buffers in ``_per_objective_buffers``; these are sized by
+    :meth:`size_statistics` when ``K`` is known up front (``MultiObjectiveReward`` does it at construction, so
+    every checkpoint of a module, distributed ones included, holds ``[K]`` statistics), otherwise at the first
+    update; ``load_state_dict`` restores the saved size, so a checkpoint loads into a fresh instance.
 
     Args:
         freeze_after: stop updating the statistics after this many updates (``None``: never freeze; ``0``:
@@ -70,11 +72,34 @@ class RewardNormalizer(nn.Module):
 
     @property
     def num_objectives(self) -> int | None:
-        """``K`` of the statistics; ``None`` before the first update or for a normalizer without any."""
+        """``K`` of the statistics; ``None`` before they are sized or for a normalizer without any."""
         if not self._per_objective_buffers:
             return None
         size = getattr(self, self._per_objective_buffers[0]).numel()
         return size or None
+
+    def size_statistics(self, num_objectives: int) -> None:
+        """Size the ``[K]`` statistics before the first update (zeros; rewards still pass through unchanged).
+
+        Args:
+            num_objectives: ``K``. Statistics already sized to another ``K`` are refused.
+
+        Example:
+            >>> norm = MaxScaler()
+            >>> norm.size_statistics(2)
+            >>> norm.max_abs, norm.num_objectives, norm.normalize(torch.tensor([[3.0, -4.0]]))
+            (tensor([0., 0.], dtype=torch.float64), 2, tensor([[ 3., -4.]]))
+        """
+        k = self.num_objectives
+        if k is not None and k != num_objectives:
+            raise ValueError(
+                f"{type(self).__name__} holds statistics for K={k} objectives, not {num_objectives}; "
+                "use one normalizer per reward setup."
+            )
+        for name in self._per_objective_buffers:
+            buffer = getattr(self, name)
+            if buffer.numel() == 0:
+                buffer.resize_(num_objectives).zero_()  # in place: keeps buffer identity
 
     def forward(self, rewards: Tensor, names: Sequence[str] | None = None) -> Tensor:
         """Update the statistics (training mode, not frozen), then normalize.
@@ -102,12 +127,7 @@ class RewardNormalizer(nn.Module):
         self._check(rewards, names)
         if self.frozen:
             return
-        for name in self._per_objective_buffers:
-            buffer = getattr(self, name)
-            if (
-                buffer.numel() == 0
-            ):  # first update: size the statistics to K, in place (keeps buffer identity)
-                buffer.resize_(rewards.shape[1]).zero_()
+        self.size_statistics(rewards.shape[1])
         self._update_statistics(rewards.detach())
         self.num_updates += 1
 
@@ -122,7 +142,7 @@ class RewardNormalizer(nn.Module):
             ``[N, K]`` normalized rewards (``rewards`` unchanged before the first update).
         """
         self._check(rewards, names)
-        if self._per_objective_buffers and self.num_objectives is None:
+        if self._per_objective_buffers and int(self.num_updates) == 0:
             return rewards  # no statistics yet
         return self._normalize(rewards)
 
@@ -256,7 +276,7 @@ class Standardizer(RewardNormalizer):
 
     @property
     def var(self) -> Tensor:
-        """``[K]`` population variance of every reward seen (empty before the first update)."""
+        """``[K]`` population variance of every reward seen (empty until the statistics are sized)."""
         return self.m2 / self.count.clamp_min(1)
 
     def _update_statistics(self, rewards: Tensor) -> None:
