@@ -1,17 +1,22 @@
 """FSDP2 helpers: shard a Hugging Face causal LM per decoder layer, and unshard it once per rollout.
 
 Lightning's ``ModelParallelStrategy`` calls ``LightningModule.configure_model`` with a device mesh; the algorithm
-modules then call :func:`shard_causal_lm`. Generation of a sharded model all-gathers each layer's weights on every
-forward, i.e. once per generated token; :func:`unsharded` gathers them once for the whole rollout instead, at the
-cost of holding the full weights (not the optimizer state) on every rank while generating.
+modules then call :func:`shard_causal_lm` (with :func:`mixed_precision_policy` for ``precision="bf16-mixed"``).
+Generation of a sharded model all-gathers each layer's weights on every forward, i.e. once per generated token;
+:func:`unsharded` gathers them once for the whole rollout instead, at the cost of holding the full weights (not the
+optimizer state) on every rank while generating.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from torch.distributed.fsdp import MixedPrecisionPolicy
 
 
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
@@ -30,8 +35,23 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m).__name__ in names]
 
 
-def shard_causal_lm(model: nn.Module, mesh, mixed_precision=None, reshard_after_forward: bool = True) -> None:
-    """``fully_shard`` each decoder layer, then the root (the usual FSDP2 wrapping of a transformer)."""
+def shard_causal_lm(
+    model: nn.Module,
+    mesh: Any,
+    mixed_precision: MixedPrecisionPolicy | None = None,
+    reshard_after_forward: bool = True,
+) -> None:
+    """``fully_shard`` each decoder layer, then the root (the usual FSDP2 wrapping of a transformer).
+
+    Needs an initialized process group; ``configure_model`` calls it with the strategy's data-parallel mesh
+    (tested with two gloo processes in ``tests/integration``).
+
+    Args:
+        model: a transformers model (its ``_no_split_modules`` name the decoder layers).
+        mesh: the 1-D ``DeviceMesh`` to shard over.
+        mixed_precision: an FSDP2 ``MixedPrecisionPolicy`` (see :func:`mixed_precision_policy`), or None.
+        reshard_after_forward: free the gathered weights after each forward (:func:`unsharded` assumes True).
+    """
     from torch.distributed.fsdp import fully_shard
 
     kwargs = {"mesh": mesh, "reshard_after_forward": reshard_after_forward}
@@ -42,7 +62,36 @@ def shard_causal_lm(model: nn.Module, mesh, mixed_precision=None, reshard_after_
     fully_shard(model, **kwargs)
 
 
+def mixed_precision_policy(precision: str | None) -> MixedPrecisionPolicy | None:
+    """FSDP2's mixed precision for Lightning's ``precision`` flag: bf16 compute, float32 master weights.
+
+    For ``"bf16-mixed"`` the sharded float32 parameters are all-gathered as bfloat16 (half the traffic) and
+    gradients reduced in float32; the optimizer keeps updating the float32 shards. Autocast alone would keep a
+    bfloat16 copy of every gathered weight alive from forward to backward (2 bytes per parameter on each rank,
+    outside FSDP's control) and would gather float32 weights for generation; with bfloat16 parameters it casts
+    nothing. Other flags (``"32-true"``, ``"bf16-true"``, where the weights already have the compute dtype)
+    need no policy: None.
+
+    Example:
+        >>> mixed_precision_policy("bf16-mixed").param_dtype, mixed_precision_policy("32-true")
+        (torch.bfloat16, None)
+    """
+    if precision not in ("bf16-mixed", "16-mixed"):
+        return None
+    import torch
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+
+
 def is_fsdp(model: nn.Module) -> bool:
+    """Whether ``fully_shard`` was applied to ``model`` itself.
+
+    Example:
+        >>> is_fsdp(nn.Linear(2, 2))
+        False
+    """
     from torch.distributed.fsdp import FSDPModule
 
     return isinstance(model, FSDPModule)
@@ -50,7 +99,17 @@ def is_fsdp(model: nn.Module) -> bool:
 
 @contextmanager
 def unsharded(model: nn.Module) -> Iterator[None]:
-    """Gather the full weights of every FSDP2 unit once, keep them through many forwards, reshard at exit."""
+    """Gather the full weights of every FSDP2 unit once, keep them through many forwards, reshard at exit.
+
+    Inside, forwards need no communication, so ranks may run different numbers of them (generation stopping
+    at different lengths). A model without FSDP2 units is left as it is.
+
+    Example:
+        >>> layer = nn.Linear(2, 2)
+        >>> with unsharded(layer):
+        ...     layer.weight.shape
+        torch.Size([2, 2])
+    """
     from torch.distributed.fsdp import FSDPModule
 
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]
