@@ -240,6 +240,10 @@ class PreferencePolicy(nn.Module):
         prompt_mask = enc["attention_mask"].repeat_interleave(num_generations, 0)  # [N, P]
         was_training = self.model.training
         self.model.eval()  # no dropout while sampling
+        # Sharded and gathered once: forwards need no communication, ranks may stop at different lengths.
+        # Sharded and not gathered: every forward all-gathers, so ranks must step together until all are done
+        # (transformers does not detect fully_shard by itself).
+        sharded = self.is_sharded
         gather = unsharded(self.model) if self.unshard_for_generation else nullcontext()
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0}
         with gather:
@@ -249,7 +253,7 @@ class PreferencePolicy(nn.Module):
                 max_new_tokens=self.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
-                synced_gpus=self.is_sharded,  # transformers does not detect fully_shard; ranks must step together
+                synced_gpus=sharded and not self.unshard_for_generation,
                 **(sampling if do_sample else {"do_sample": False}),
             )
         self.model.train(was_training)

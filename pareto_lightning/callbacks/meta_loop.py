@@ -60,10 +60,21 @@ def _copy_into(params: dict[str, Tensor], values: dict[str, Tensor]) -> None:
 
 
 def _gathered(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
-    """Whole tensors for a checkpoint: Lightning saves callback state from rank 0 only, even under FSDP2."""
+    """Whole tensors for a checkpoint: Lightning saves callback state from rank 0 only, even under FSDP2.
+
+    Every rank joins each gather (a collective, one tensor at a time); only rank 0 keeps the whole tensors on
+    the CPU, the other ranks' copies (which Lightning discards) are left empty.
+    """
     if state is None:
         return None
-    return {name: t.full_tensor().cpu() if _is_dtensor(t) else t for name, t in state.items()}  # collective
+    keep = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    out = {}
+    for name, t in state.items():
+        if _is_dtensor(t):
+            full = t.full_tensor()  # collective
+            t = full.cpu() if keep else full.new_empty(0, device="cpu")
+        out[name] = t
+    return out
 
 
 def _placed_like(state: dict[str, Tensor], params: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -8,6 +8,7 @@ the current task) is exactly what a checkpoint saved after step ``t`` needs to c
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,17 +38,36 @@ class _Ticks(IterableDataset):
             yield {_TRAIN_TICK: True}
 
 
+def eval_batch_sizes(num_items: int, batch_size: int, num_batches: int) -> list[int]:
+    """Sizes of one rank's evaluation batches: ``batch_size`` each, with the largest split until there are
+    ``num_batches`` (every rank must run as many evaluation steps: a sharded policy gathers in each of them).
+
+    Example:
+        >>> eval_batch_sizes(7, 3, 3), eval_batch_sizes(6, 3, 3), eval_batch_sizes(6, 3, 4)
+        ([3, 3, 1], [2, 1, 3], [2, 1, 2, 1])
+    """
+    sizes = [batch_size] * (num_items // batch_size) + (
+        [num_items % batch_size] if num_items % batch_size else []
+    )
+    while len(sizes) < num_batches:
+        i = max(range(len(sizes)), key=sizes.__getitem__)
+        sizes[i : i + 1] = [sizes[i] - sizes[i] // 2, sizes[i] // 2]
+    return sizes
+
+
 class _EvalShard(IterableDataset):
     """This rank's share of the (evaluation weight x evaluation prompt) sweep, in batches."""
 
     def __init__(
-        self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_size: int
+        self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_sizes: list[int]
     ) -> None:
-        self.items, self.prompts, self.weights, self.batch_size = items, prompts, weights, batch_size
+        self.items, self.prompts, self.weights, self.batch_sizes = items, prompts, weights, batch_sizes
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for start in range(0, len(self.items), self.batch_size):
-            chunk = self.items[start : start + self.batch_size]
+        start = 0
+        for size in self.batch_sizes:
+            chunk = self.items[start : start + size]
+            start += size
             yield {
                 "prompts": [self.prompts[p] for _, p in chunk],
                 "weights": self.weights[[w for w, _ in chunk]],  # [b, K]
@@ -262,9 +282,17 @@ class PreferencePromptDataModule(pl.LightningDataModule):
     def _eval_loader(self) -> DataLoader:
         rank, world = self._world()
         items = [(w, p) for w in range(len(self.eval_weights)) for p in range(len(self.eval_prompts))]
-        shard = _EvalShard(
-            items[rank::world], self.eval_prompts, self.eval_weights.float(), self.eval_batch_size
-        )
+        mine = items[rank::world]
+        # Ranks hold at most one item more than each other; all of them run as many batches as the largest share.
+        num_batches = math.ceil(math.ceil(len(items) / world) / self.eval_batch_size)
+        if len(items) // world < num_batches:
+            raise ValueError(
+                f"the evaluation sweep has {len(items)} (weight, prompt) pairs, too few to give each of "
+                f"{world} ranks {num_batches} batches; raise `data.init_args.num_eval_prompts` or "
+                "`data.init_args.eval_batch_size`."
+            )
+        sizes = eval_batch_sizes(len(mine), self.eval_batch_size, num_batches)
+        shard = _EvalShard(mine, self.eval_prompts, self.eval_weights.float(), sizes)
         return DataLoader(shard, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -209,7 +209,8 @@ class HFRewardModel(nn.Module):
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(device)
-            with torch.inference_mode():
+            # In the model's own dtype: Lightning's "bf16-mixed" autocast around the step must not recast it.
+            with torch.inference_mode(), torch.autocast(device.type, enabled=False):
                 logits = self.model(
                     input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
                 ).logits

@@ -146,6 +146,7 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
     assert torch.equal(dm.train_support, simplex_grid(2, 10)) and len(dm.train_support) == 11
     assert torch.equal(dm.eval_weights, PAPER_EVAL_WEIGHTS)
     assert isinstance(dm.train_source, HFPrompts) and isinstance(dm.eval_source, HFPrompts)
+    dm.trainer = cli.trainer  # as `fit` attaches it: a meta recipe's data module takes MetaLoop.inner_steps
     dm.setup("fit")  # reads the local UltraFeedback / BeaverTails folders by split
     assert len(dm.train_prompts) == 64 and len(dm.eval_prompts) == 8
 
@@ -233,14 +234,14 @@ def _run_two_ranks(mode: str, artifacts, out: Path) -> None:
     """Both ranks at once, each a "node" (``NODE_RANK``), the way torchrun or SLURM start them."""
     keep = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "NODE_RANK", "WORLD_SIZE")}
     env = dict(keep, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2", LOCAL_RANK="0",
-               HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", HH_DUMP_AFTER="90",
+               HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", HH_DUMP_AFTER="180",
                PYTHONPATH=os.pathsep.join(p for p in (keep.get("PYTHONPATH"), str(REPO)) if p))  # fmt: skip
     cmd = [sys.executable, str(SCRIPT), mode, str(artifacts.root), str(out)]
     procs = [subprocess.Popen(cmd, env=dict(env, NODE_RANK=str(r)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, cwd=out) for r in (0, 1)]  # fmt: skip
     logs = []
     try:
-        logs = [p.communicate(timeout=200)[0] for p in procs]
+        logs = [p.communicate(timeout=240)[0] for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:

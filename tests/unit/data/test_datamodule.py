@@ -80,6 +80,34 @@ def test_eval_sweep_covers_every_weight_prompt_pair_once_across_ranks():
     assert sorted(pairs) == [(w, p) for w in range(28) for p in range(2)]
 
 
+def test_every_rank_runs_as_many_eval_batches_even_when_the_sweep_does_not_divide():
+    # 28 weights x 1 prompt on 5 ranks: shares of 6, 6, 6, 5, 5 pairs; batches of 3 give 2 batches on every rank
+    # (a rank with one batch fewer would leave the others waiting in a sharded policy's all-gather).
+    dm = _dm(num_eval_prompts=1, eval_batch_size=3)
+    sizes, pairs = [], []
+    for rank in range(5):
+        dm._world = lambda rank=rank: (rank, 5)
+        batches = list(dm.val_dataloader())
+        sizes.append([len(b["prompts"]) for b in batches])
+        pairs += [
+            (int(w), int(p))
+            for b in batches
+            for w, p in zip(b["weight_index"], b["prompt_index"], strict=True)
+        ]
+    assert sizes == [[3, 3]] * 3 + [[3, 2]] * 2
+    assert sorted(pairs) == [(w, 0) for w in range(28)]
+    # 28 pairs with batches of 5 on 5 ranks: 2 batches each (6 pairs -> 5 + 1, 5 pairs -> 3 + 2).
+    dm = _dm(num_eval_prompts=1, eval_batch_size=5)
+    counts = []
+    for rank in range(5):
+        dm._world = lambda rank=rank: (rank, 5)
+        counts.append([len(b["prompts"]) for b in dm.val_dataloader()])
+    assert counts == [[5, 1]] * 3 + [[3, 2]] * 2
+    dm._world = lambda: (0, 30)
+    with pytest.raises(ValueError, match="num_eval_prompts"):
+        list(dm.val_dataloader())
+
+
 def test_eval_weights_options():
     lattice = _dm(num_objectives=3, eval_weights="lattice", eval_lattice_divisions=4, grid_divisions=2)
     assert lattice.eval_weights.shape == (15, 3)

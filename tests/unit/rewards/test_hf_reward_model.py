@@ -87,6 +87,18 @@ def test_batch_size_does_not_change_scores(saved):
         torch.testing.assert_close(scores, reference, rtol=1e-5, atol=1e-6)
 
 
+def test_scores_in_its_own_dtype_under_a_mixed_precision_step(saved):
+    # Lightning's "bf16-mixed" runs training_step under autocast; a float32 reward model must not be recast.
+    path, _ = saved
+    rm = HFRewardModel(str(path))
+    reference = rm(PROMPTS, COMPLETIONS)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = rm(PROMPTS, COMPLETIONS)
+        recast = rm.model(**rm.tokenizer(rm.format(PROMPTS, COMPLETIONS), padding=True, return_tensors="pt"))
+    assert recast.logits.dtype == torch.bfloat16  # what scoring would do without the guard
+    torch.testing.assert_close(under_autocast, reference, rtol=0, atol=0)
+
+
 def test_frozen_eval_mode_and_untouched_parameters(saved):
     path, _ = saved
     rm = HFRewardModel(str(path))
