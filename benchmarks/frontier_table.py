@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,14 +42,17 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-def run_one(name: str, configs: list[str], seed: int, steps: int, out: str, threads: int) -> dict:
+def run_one(
+    name: str, configs: list[str], seed: int, steps: int, out: str, threads: int, extra: tuple[str, ...] = ()
+) -> dict:
+    """Train one recipe (``extra``: more CLI arguments) unless its summary exists; return summary + wall time."""
     run_dir = os.path.join(out, f"{slug(name)}_seed{seed}")
     summary_path = os.path.join(run_dir, "lightning_logs", "version_0", "summary.json")
     if not os.path.exists(summary_path):
         cmd = [sys.executable, os.path.join(ROOT, "recipes", "train.py"), "fit"]
         cmd += [a for c in configs for a in ("--config", os.path.join(ROOT, c))]
         cmd += [f"--seed_everything={seed}", f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}",
-                f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false"]  # fmt: skip
+                f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false", *extra]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
         start = time.time()
         os.makedirs(run_dir, exist_ok=True)
@@ -66,12 +70,12 @@ def run_one(name: str, configs: list[str], seed: int, steps: int, out: str, thre
     return summary
 
 
-def table(results: list[dict], steps: int, seeds: list[int]) -> str:
+def table(results: list[dict], steps: int, seeds: list[int], methods: Iterable[str] = METHODS) -> str:
     import statistics
 
     lines = [f"| method ({steps} steps, seeds {', '.join(map(str, seeds))}) | "
              + " | ".join(c[1] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]  # fmt: skip
-    for name in METHODS:
+    for name in methods:
         rows = [r for r in results if r["method"] == name]
         if not rows:
             continue
@@ -89,7 +93,7 @@ def table(results: list[dict], steps: int, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[dict], path: str) -> None:
+def plot(results: list[dict], path: str, methods: Iterable[str] = METHODS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +102,7 @@ def plot(results: list[dict], path: str) -> None:
     from pareto_lightning.tasks import LexiconTask
 
     front = LexiconTask().exact_front().numpy()
-    names = [n for n in METHODS if any(r["method"] == n for r in results)]
+    names = [n for n in methods if any(r["method"] == n for r in results)]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), sharex=True, sharey=True)
     for ax, name in zip(axes, names, strict=True):
         ax.plot(front[:, 0], front[:, 1], "-", color="0.75", lw=1.5)
