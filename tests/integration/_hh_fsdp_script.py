@@ -120,7 +120,9 @@ def main(mode: str, artifacts: str, out: str) -> None:
             f"--trainer.max_steps={MAX_STEPS}", f"--trainer.val_check_interval={MAX_STEPS}",
             f"--trainer.default_root_dir={out_dir / mode}", "--trainer.enable_progress_bar=false",
             "--trainer.log_every_n_steps=1",
-            "--model.init_args.policy.init_args.max_new_tokens=8", "--data.init_args.num_eval_prompts=2"]  # fmt: skip
+            "--model.init_args.policy.init_args.max_new_tokens=8", "--data.init_args.num_eval_prompts=2",
+            # the memory setting a 7B policy needs (docs/scaling.md), exercised under FSDP2 and across the resume
+            "--model.init_args.policy.init_args.activation_checkpointing=true"]  # fmt: skip
     cli = ParetoCLI(PreferenceAlignmentModule, PreferencePromptDataModule, subclass_mode_model=True,
                     subclass_mode_data=True, run=False, args=args)  # fmt: skip
     info = Info()
@@ -133,7 +135,8 @@ def main(mode: str, artifacts: str, out: str) -> None:
         summary = {"strategy": type(cli.trainer.strategy).__name__, "world_size": cli.trainer.world_size,
                    "precision": cli.trainer.precision, "global_step": cli.trainer.global_step,
                    "validations": info.validations, "layout": info.layout, "log_dir": log_dir,
-                   "sharded_dtypes": info.sharded_dtypes, "gathered_dtypes": info.gathered_dtypes}  # fmt: skip
+                   "sharded_dtypes": info.sharded_dtypes, "gathered_dtypes": info.gathered_dtypes,
+                   "activation_checkpointing": cli.model.policy.model.is_activation_checkpointing}  # fmt: skip
         (out_dir / f"{mode}_info.json").write_text(json.dumps(summary, indent=1))
 
 

@@ -105,6 +105,47 @@ def test_lora_trains_only_the_adapter_and_references_the_base():
     assert not torch.allclose(policy.log_probs(r), plain.log_probs(r), atol=1e-4)  # the adapter is active
 
 
+def _grads_and_layer_calls(policy, rollout):
+    policy.train()
+    calls = []
+    # The first module inside the first decoder layer: the layer's own hooks stay outside the checkpoint, and
+    # the recomputation stops early, once it has rebuilt the last tensor the backward pass needs.
+    norm = next(m for m in policy.model.modules() if type(m).__name__ == "Qwen2DecoderLayer").input_layernorm
+    hook = norm.register_forward_hook(lambda *_: calls.append(1))
+    policy.model.zero_grad()
+    policy.log_probs(rollout).sum().backward()
+    hook.remove()
+    return {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}, len(calls)
+
+
+def test_activation_checkpointing_recomputes_layers_and_keeps_the_gradients():
+    plain = PreferencePolicy(LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=5)
+    ckpt = PreferencePolicy(
+        LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=5, activation_checkpointing=True
+    )
+    torch.manual_seed(0)
+    r = plain.generate(["write a note", "hi"], torch.tensor([[0.3, 0.7], [0.9, 0.1]]), 2)
+    grads, calls = _grads_and_layer_calls(plain, r)
+    ckpt_grads, ckpt_calls = _grads_and_layer_calls(ckpt, r)
+    assert (calls, ckpt_calls) == (1, 2)  # each layer runs again in the backward pass
+    assert grads.keys() == ckpt_grads.keys() and len(grads) > 0
+    for name, g in grads.items():
+        torch.testing.assert_close(ckpt_grads[name], g, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_activation_checkpointing_with_lora_and_refused_without_support():
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    policy = PreferencePolicy(LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=4, lora=lora,
+                              activation_checkpointing=True)  # fmt: skip
+    torch.manual_seed(0)
+    grads, calls = _grads_and_layer_calls(policy, policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), 2))
+    assert calls == 2 and grads and all("lora_" in n for n in grads)
+    with pytest.raises(ValueError, match="policy.init_args.activation_checkpointing"):
+        PreferencePolicy(torch.nn.Linear(2, 2), LexiconTokenizer(), activation_checkpointing=True)
+
+
 def test_save_pretrained_loads_as_a_normal_hf_model(tmp_path):
     from peft import LoraConfig
 
