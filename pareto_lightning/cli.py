@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from lightning.pytorch.cli import LightningCLI
@@ -15,7 +16,9 @@ class ParetoCLI(LightningCLI):
 
     Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names``. The meta-learning
     task length is set once, as ``MetaLoop.inner_steps``: the data module's ``steps_per_preference`` (left null)
-    takes it at setup, and an explicit value that differs is refused with an error naming both keys.
+    takes it at setup, and an explicit value that differs is refused with an error naming both keys. Prompt
+    sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
+    before the models load.
     """
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -24,6 +27,20 @@ class ParetoCLI(LightningCLI):
             "data.init_args.num_objectives",
             compute_fn=len,
         )
+
+    def before_instantiate_classes(self) -> None:
+        # A wrong dataset name or path fails here, in seconds, before the policy and reward models load.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        for field in ("train_prompts", "eval_prompts"):
+            spec = config.get(f"data.init_args.{field}")
+            class_path = getattr(spec, "class_path", None)
+            if class_path is None:
+                continue
+            module, _, name = class_path.rpartition(".")
+            cls = getattr(importlib.import_module(module), name)
+            if hasattr(cls, "check"):
+                init_args = spec.get("init_args")
+                cls(**(init_args.as_dict() if init_args is not None else {})).check()
 
     def before_predict(self) -> None:
         # `predict` sweeps the data module's prompts over its preferences; write the results unless the config

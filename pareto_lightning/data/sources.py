@@ -66,6 +66,35 @@ class HFPrompts:
             )
         return _FILE_BUILDERS[exts.pop()]
 
+    def _error(self, err: Exception) -> OSError:
+        where = self.path or self.data_files
+        return OSError(
+            f"could not load prompts from {where!r} split {self.split!r} (`{self.key}`): the Hugging Face Hub "
+            f"must be reachable, or give a local path or `data_files`. Original error: {type(err).__name__}: {err}"
+        )
+
+    def check(self) -> None:
+        """Fail fast when the source cannot be found: local files must exist, a Hub name must resolve.
+
+        Cheap (no download of the data): the command line calls it before any model is loaded, so a wrong name
+        costs seconds, not the minutes of loading a policy and reward models on every GPU. ``load`` checks the
+        rest (split, column, content).
+        """
+        import datasets
+
+        builder = self._builder()
+        if self.data_files is not None:
+            missing = [f for f in self.data_files if not os.path.exists(f)]
+            if missing:
+                raise self._error(FileNotFoundError(f"no such file(s): {missing}"))
+            return
+        if os.path.isdir(builder):
+            return
+        try:
+            datasets.load_dataset_builder(builder, self.name)
+        except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
+            raise self._error(err) from err
+
     def load(self) -> list[str]:
         import datasets
 
@@ -73,11 +102,7 @@ class HFPrompts:
         try:
             ds = datasets.load_dataset(builder, self.name, split=self.split, data_files=self.data_files)
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
-            where = self.path or self.data_files
-            raise OSError(
-                f"could not load prompts from {where!r} split {self.split!r} (`{self.key}`): the Hugging Face Hub "
-                f"must be reachable, or give a local path or `data_files`. Original error: {type(err).__name__}: {err}"
-            ) from err
+            raise self._error(err) from err
         if self.prompt_column not in ds.column_names:
             raise ValueError(
                 f"`{self.key}.init_args.prompt_column`={self.prompt_column!r} is not a column of "

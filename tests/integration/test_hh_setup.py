@@ -172,15 +172,22 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
 WEIGHTED_META = str(REPO / "recipes" / "hh" / "weighted_meta.yaml")
 
 
-def test_hub_policy_unreachable_fails_before_anything_runs():
+def test_hub_unreachable_fails_before_anything_runs(artifacts):
     from huggingface_hub import try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(HUB_POLICY, "config.json"), str):
         pytest.skip(f"{HUB_POLICY} is in the local Hugging Face cache")
+    # No overrides, offline: the datasets are checked first (in seconds, before any model loads)...
+    with pytest.raises(
+        OSError, match=rf"'{HUB_ULTRAFEEDBACK}' .*\(`data.init_args.train_prompts`\): {HUB_MESSAGE}"
+    ):
+        _cli(["--config", WEIGHTED_META, *CPU])
+    # ...then, with local datasets, the policy.
+    local_data = [a for a in artifacts.overrides(WEIGHTED_META) if a.startswith("--data.")]
     with pytest.raises(
         (OSError, ValueError), match=rf"'{HUB_POLICY}' \(policy\.init_args\.model\): {HUB_MESSAGE}"
     ):
-        _cli(["--config", WEIGHTED_META, *CPU])  # no overrides: the Hub names, offline
+        _cli(["--config", WEIGHTED_META, *local_data, *CPU])
 
 
 def test_missing_policy_folder_names_the_key(tmp_path, artifacts):
@@ -221,6 +228,18 @@ def test_missing_dataset_fails_at_setup_before_training(override, source, cause,
             f"--data.init_args.{override}", "--trainer.enable_progress_bar=false"]  # fmt: skip
     with pytest.raises(OSError, match=rf"{re.escape(source)}: {HUB_MESSAGE}.*{re.escape(cause)}"):
         _cli(args, run=True)  # raised by the data module's setup, before the first step
+
+
+@pytest.mark.parametrize("field", ["train_prompts", "eval_prompts"])
+def test_missing_dataset_fails_before_any_model_loads(field, tmp_path, artifacts):
+    # The policy is missing too: the dataset's error comes first, so no model was loaded before it.
+    args = ["--config", WEIGHTED_META, *artifacts.overrides(WEIGHTED_META), *CPU,
+            f"--data.init_args.{field}.init_args.path={tmp_path / 'no_such_dataset'}",
+            f"--model.init_args.policy.init_args.model={tmp_path / 'no_such_policy'}"]  # fmt: skip
+    with mock.patch("transformers.AutoModelForCausalLM.from_pretrained") as load_model:
+        with pytest.raises(OSError, match=rf"no_such_dataset.*\(`data.init_args.{field}`\): {HUB_MESSAGE}"):
+            _cli(args)
+    load_model.assert_not_called()
 
 
 # ------------------------------------------------------------------------------ two processes under FSDP2

@@ -159,6 +159,19 @@ def test_hf_prompts_errors(tmp_path):
         ListPrompts([])
 
 
+def test_hf_prompts_check_finds_missing_sources_without_loading(tmp_path):
+    present = tmp_path / "p.jsonl"
+    present.write_text(json.dumps({"text": "a"}) + "\n")  # wrong column: only `load` looks inside
+    HFPrompts(data_files=str(present)).check()
+    HFPrompts(str(tmp_path)).check()  # an existing folder
+    with pytest.raises(
+        OSError, match=r"\(`data.init_args.train_prompts`\): the Hugging Face Hub.*gone.jsonl"
+    ):
+        HFPrompts(data_files=[str(present), str(tmp_path / "gone.jsonl")]).check()
+    with pytest.raises(OSError, match=r"no_such_dataset.*\(`data.init_args.eval_prompts`\)"):
+        HFPrompts(str(tmp_path / "no_such_dataset"), key="data.init_args.eval_prompts").check()
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [
