@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from torch import nn
+
+
+# Module-level functions bound with functools.partial (torch tags each hook with an attribute, and a module
+# holding them must stay picklable); `where` is shared by the three hooks of one call.
+def _drop(where: dict, module: nn.Module, state_dict: dict, own_prefix: str, local_metadata: dict) -> None:
+    for key in [k for k in state_dict if k.startswith(own_prefix + where["prefix"])]:
+        del state_dict[key]
+
+
+def _remember_prefix(where: dict, module: nn.Module, state_dict: dict, own_prefix: str, *args: Any) -> None:
+    where["loading"] = own_prefix  # where the module sits in what is loaded ("module." under DDP)
+
+
+def _allow_missing(where: dict, module: nn.Module, incompatible_keys: Any) -> None:
+    left_out = where["loading"] + where["prefix"]
+    incompatible_keys.missing_keys[:] = [
+        k for k in incompatible_keys.missing_keys if not k.startswith(left_out)
+    ]
 
 
 def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
@@ -15,7 +34,7 @@ def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
     distributed checkpoint (``torch.distributed.checkpoint``, which Lightning's ``ModelParallelStrategy`` writes)
     reads exactly the keys of the live ``state_dict``, so a key the checkpoint lacks fails the load unless the
     live ``state_dict`` lacks it too. ``load_state_dict(strict=True)`` then accepts the module's own entries
-    under ``prefix`` as missing (they keep their current values).
+    under ``prefix`` as missing (they keep their current values), also through a wrapper such as DDP.
 
     Example:
         >>> root = nn.Module()
@@ -26,15 +45,7 @@ def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
         >>> root.load_state_dict(root.state_dict(), strict=True)
         <All keys matched successfully>
     """
-
-    def drop(module: nn.Module, state_dict: dict, own_prefix: str, local_metadata: dict) -> None:
-        for key in [k for k in state_dict if k.startswith(own_prefix + prefix)]:
-            del state_dict[key]
-
-    def allow_missing(module: nn.Module, incompatible_keys: Any) -> None:
-        incompatible_keys.missing_keys[:] = [
-            k for k in incompatible_keys.missing_keys if not k.startswith(prefix)
-        ]
-
-    module.register_state_dict_post_hook(drop)
-    module.register_load_state_dict_post_hook(allow_missing)
+    where = {"prefix": prefix, "loading": ""}
+    module.register_state_dict_post_hook(partial(_drop, where))
+    module.register_load_state_dict_pre_hook(partial(_remember_prefix, where))
+    module.register_load_state_dict_post_hook(partial(_allow_missing, where))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 
 from lightning.pytorch.cli import LightningCLI
@@ -40,7 +41,10 @@ class ParetoCLI(LightningCLI):
             cls = getattr(importlib.import_module(module), name)
             if hasattr(cls, "check"):
                 init_args = spec.get("init_args")
-                cls(**(init_args.as_dict() if init_args is not None else {})).check()
+                kwargs = init_args.as_dict() if init_args is not None else {}
+                if "key" in inspect.signature(cls).parameters:  # errors name the source's own key
+                    kwargs.setdefault("key", f"data.init_args.{field}")
+                cls(**kwargs).check()
 
     def before_predict(self) -> None:
         # `predict` sweeps the data module's prompts over its preferences; write the results unless the config

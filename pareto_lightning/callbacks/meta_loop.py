@@ -67,7 +67,8 @@ def _gathered(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
     """
     if state is None:
         return None
-    keep = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+    dist = torch.distributed
+    keep = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
     out = {}
     for name, t in state.items():
         if _is_dtensor(t):

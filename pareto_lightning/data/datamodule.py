@@ -149,6 +149,8 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             )
         if problems:
             raise ValueError("invalid PreferencePromptDataModule configuration:\n  " + "\n  ".join(problems))
+        if getattr(eval_prompts, "key", None) == "data.init_args.train_prompts":  # HFPrompts' default key
+            eval_prompts.key = "data.init_args.eval_prompts"  # so its errors name the right source
         self.train_source, self.eval_source = train_prompts, eval_prompts
         self.num_objectives, self.batch_size = num_objectives, batch_size
         self.steps_per_preference, self.per_prompt_preferences = steps_per_preference, per_prompt_preferences

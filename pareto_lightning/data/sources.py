@@ -28,7 +28,8 @@ class HFPrompts:
         name: dataset configuration name, if any.
         data_files: local file(s); the format follows the extension.
         limit: keep only the first ``limit`` prompts (None: all).
-        key: the config key quoted in errors (set by the data module).
+        key: the config key quoted in errors (the data module sets ``data.init_args.eval_prompts`` for its
+            evaluation source).
 
     Example:
         >>> import json, tempfile, os
@@ -74,7 +75,7 @@ class HFPrompts:
         )
 
     def check(self) -> None:
-        """Fail fast when the source cannot be found: local files must exist, a Hub name must resolve.
+        """Fail fast when the source cannot be found: local files and folders must exist, a Hub name must resolve.
 
         Cheap (no download of the data): the command line calls it before any model is loaded, so a wrong name
         costs seconds, not the minutes of loading a policy and reward models on every GPU. ``load`` checks the
@@ -82,16 +83,8 @@ class HFPrompts:
         """
         import datasets
 
-        builder = self._builder()
-        if self.data_files is not None:
-            missing = [f for f in self.data_files if not os.path.exists(f)]
-            if missing:
-                raise self._error(FileNotFoundError(f"no such file(s): {missing}"))
-            return
-        if os.path.isdir(builder):
-            return
-        try:
-            datasets.load_dataset_builder(builder, self.name)
+        try:  # resolves the data files (inside `path` when given, patterns included) without downloading them
+            datasets.load_dataset_builder(self._builder(), self.name, data_files=self.data_files)
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
             raise self._error(err) from err
 

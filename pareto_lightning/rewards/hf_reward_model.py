@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import string
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,14 @@ def _load_error(name: str, error: Exception) -> OSError:
         f"files). "
         f"Original error: {type(error).__name__}: {error}"
     )
+
+
+def _no_autocast(device: torch.device) -> AbstractContextManager:
+    """Autocast turned off on ``device`` (a no-op where autocast does not exist for that device type)."""
+    available = getattr(torch.amp, "is_autocast_available", lambda t: t in ("cpu", "cuda"))
+    if available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()
 
 
 class HFRewardModel(nn.Module):
@@ -210,7 +219,7 @@ class HFRewardModel(nn.Module):
                 return_tensors="pt",
             ).to(device)
             # In the model's own dtype: Lightning's "bf16-mixed" autocast around the step must not recast it.
-            with torch.inference_mode(), torch.autocast(device.type, enabled=False):
+            with torch.inference_mode(), _no_autocast(device):
                 logits = self.model(
                     input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
                 ).logits

@@ -170,6 +170,17 @@ def test_hf_prompts_check_finds_missing_sources_without_loading(tmp_path):
         HFPrompts(data_files=[str(present), str(tmp_path / "gone.jsonl")]).check()
     with pytest.raises(OSError, match=r"no_such_dataset.*\(`data.init_args.eval_prompts`\)"):
         HFPrompts(str(tmp_path / "no_such_dataset"), key="data.init_args.eval_prompts").check()
+    # As `load` resolves them: data files inside `path`, and patterns.
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    (tmp_path / "ds" / "data" / "train.jsonl").write_text(json.dumps({"prompt": "hi"}) + "\n")
+    inside = HFPrompts(str(tmp_path / "ds"), data_files="data/train.jsonl")
+    inside.check()
+    assert inside.load() == ["hi"]
+    HFPrompts(data_files=str(tmp_path / "ds" / "data" / "*.jsonl")).check()
+    # An evaluation source left with the default key is named as such.
+    dm = PreferencePromptDataModule(PROMPTS, HFPrompts(str(tmp_path / "no_such_dataset")))
+    with pytest.raises(OSError, match=r"\(`data.init_args.eval_prompts`\)"):
+        dm.setup("fit")
 
 
 @pytest.mark.parametrize(
