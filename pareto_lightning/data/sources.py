@@ -80,6 +80,12 @@ class HFPrompts:
         Cheap (no download of the data): the command line calls it before any model is loaded, so a wrong name
         costs seconds, not the minutes of loading a policy and reward models on every GPU. ``load`` checks the
         rest (split, column, content).
+
+        Example:
+            >>> HFPrompts(data_files="/no/such/prompts.jsonl").check()
+            Traceback (most recent call last):
+            ...
+            OSError: could not load prompts from ['/no/such/prompts.jsonl'] split 'train' ...: the Hugging Face Hub ...
         """
         import datasets
 
