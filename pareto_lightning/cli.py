@@ -9,6 +9,7 @@ import os
 from lightning.pytorch.cli import LightningCLI
 
 from pareto_lightning.algorithms import PreferenceAlignmentModule
+from pareto_lightning.callbacks import ParetoEvaluation
 from pareto_lightning.data import PreferencePromptDataModule
 
 
@@ -70,10 +71,33 @@ class ParetoCLI(LightningCLI):
         if not trainer.is_global_zero:
             return
         log_dir = os.path.abspath(trainer.log_dir or trainer.default_root_dir)
+        evaluation = next((c for c in trainer.callbacks if isinstance(c, ParetoEvaluation)), None)
+        summary = getattr(evaluation, "last_summary", None)
+        if summary is not None:
+            print(f"Step {trainer.global_step}: {headline(summary['scalars'])}")
         print(
             f"Results in {log_dir}: frontier.csv, pareto_front.png, samples.jsonl, checkpoints/; "
             f"view with `tensorboard --logdir {os.path.dirname(log_dir)}`."
         )
+
+
+def headline(scalars: dict[str, float]) -> str:
+    """One line of the figures that say whether the policy steers (greedy points of the evaluation sweep).
+
+    Example:
+        >>> headline({"pu_seen": 0.2, "pu_unseen": 0.25, "spearman": 0.95, "max_gap": 0.4, "hypervolume": 0.4})
+        'PU seen 0.2000 / unseen 0.2500, hypervolume 0.4000, Spearman 0.95, max gap 0.400 (lower PU is better)'
+    """
+    parts = [f"PU seen {scalars['pu_seen']:.4f} / unseen {scalars['pu_unseen']:.4f}"]
+    if "pu_regret" in scalars:  # a task with a known front
+        parts.append(
+            f"PU regret seen {scalars['pu_regret_seen']:.4f} / unseen {scalars['pu_regret_unseen']:.4f}"
+        )
+        parts.append(f"HV ratio {scalars['hv_ratio']:.3f} (ceiling {scalars['hv_ceiling']:.3f})")
+    else:
+        parts.append(f"hypervolume {scalars['hypervolume']:.4f}")
+    parts.append(f"Spearman {scalars['spearman']:.2f}, max gap {scalars['max_gap']:.3f} (lower PU is better)")
+    return ", ".join(parts)
 
 
 def main(args: list[str] | None = None) -> ParetoCLI:

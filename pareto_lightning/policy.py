@@ -144,6 +144,7 @@ class PreferencePolicy(nn.Module):
         self.max_prompt_length = max_prompt_length
         self.unshard_for_generation = unshard_for_generation
         self.model = self._load_model(model, dtype, trust_remote_code)
+        self._check_prompt_format(self.model)
         self.tokenizer = self._load_tokenizer(tokenizer, model, trust_remote_code)
         if activation_checkpointing:
             _enable_activation_checkpointing(self.model)
@@ -177,6 +178,35 @@ class PreferencePolicy(nn.Module):
             return AutoModelForCausalLM.from_pretrained(model, **kwargs)
         except (OSError, ValueError) as err:
             raise load_error("policy model", model, "policy.init_args.model", err) from err
+
+    def _check_prompt_format(self, model: nn.Module) -> None:
+        """Refuse a model trained on another prompt layout than this policy writes.
+
+        A model may declare the layout it was trained to read as ``model.prompt_format`` (the built-in task's
+        ``LexiconInstructLM`` does); a policy that wrote ``w`` differently would silently train a model that
+        cannot read it.
+        """
+        expected = getattr(model, "prompt_format", None)
+        if not expected:
+            return
+        mine = {
+            "objective_names": self.objective_names,
+            "conditioning_template": self.conditioning_template,
+            "plain_prompt_template": self.plain_prompt_template,
+            "weight_decimals": self.weight_decimals,
+        }
+        problems = [
+            f"`policy.init_args.{k}`={mine[k]!r} but the model was trained on "
+            f"`policy.init_args.model.init_args.{k}`={v!r}"
+            for k, v in expected.items()
+            if k in mine and v != mine[k]
+        ]
+        if problems:
+            raise ValueError(
+                "the policy writes its prompts differently from how the model learned to read them:\n  "
+                + "\n  ".join(problems)
+                + "\nset each pair to the same value."
+            )
 
     @staticmethod
     def _load_tokenizer(tokenizer, model, trust_remote_code: bool) -> PreTrainedTokenizerBase:

@@ -52,7 +52,8 @@ def summarize_front(
         points: ``[M, K]`` mean reward vector per weight.
         pu: ``[M]`` mean shortfall per weight.
         ref_point: hypervolume reference point.
-        task: when given, adds ``pu_regret`` (achieved minus the oracle's best shortfall, averaged over weights),
+        task: when given, adds ``pu_regret`` (achieved minus the oracle's best shortfall, averaged over weights;
+            ``pu_regret_seen`` and ``pu_regret_unseen`` over the seen and unseen ones),
             ``hv_ratio`` (hypervolume of ``points`` over the exact front's) and ``hv_ceiling`` (the ratio the
             oracle's point for each evaluated weight reaches: a finite sweep cannot cover the whole front).
 
@@ -74,7 +75,10 @@ def summarize_front(
     if task is not None:
         exact_hv = float(hypervolume(task.exact_front().double(), ref_point))
         oracle = task.oracle_shortfall(weights, mu=mu, ideal_point=ideal_point).double()
-        scalars["pu_regret"] = (pu - oracle).mean().item()
+        regret = pu - oracle  # [M]
+        scalars["pu_regret"] = regret.mean().item()
+        scalars["pu_regret_seen"] = regret[seen].mean().item() if seen.any() else float("nan")
+        scalars["pu_regret_unseen"] = regret[~seen].mean().item() if (~seen).any() else float("nan")
         scalars["hv_ratio"] = scalars["hypervolume"] / exact_hv
         oracle_pts = task.oracle_points(weights, mu=mu, ideal_point=ideal_point).double()
         scalars["hv_ceiling"] = float(hypervolume(oracle_pts, ref_point)) / exact_hv

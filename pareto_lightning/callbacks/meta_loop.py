@@ -8,100 +8,25 @@ algorithms", the batched version of Algorithm 2).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
-try:  # DTensor parameters come from FSDP2 (``fully_shard``) and tensor parallelism
-    from torch.distributed.tensor import DTensor, distribute_tensor
-except ImportError:  # torch built without distributed support, or older than 2.5
-    DTensor = distribute_tensor = None
+from pareto_lightning.callbacks.reptile import (
+    add_delta,
+    copy_into,
+    gathered,
+    global_norm,
+    outer_step,
+    placed_like,
+    snapshot,
+)
 
 _SCHEDULES = ("linear", "constant")
 _UTILITY_KEY = "train/utility"
-
-
-def _is_dtensor(t: Tensor) -> bool:
-    return DTensor is not None and isinstance(t, DTensor)
-
-
-def _snapshot(params: dict[str, Tensor]) -> dict[str, Tensor]:
-    """theta_0: detached copies in the parameters' own dtype and device (a DTensor copies its local shard)."""
-    return {name: p.detach().clone() for name, p in params.items()}
-
-
-def _add_delta(
-    params: dict[str, Tensor], anchor: dict[str, Tensor], delta_sum: dict[str, Tensor] | None
-) -> dict[str, Tensor]:
-    """``delta_sum + (theta_j - theta_0)``, accumulated in at least float32.
-
-    bf16 differences of nearby weights would round small adaptation steps away. New tensors are returned
-    rather than added in place, so a ``state_dict`` handed to an asynchronous checkpoint writer never changes
-    under it.
-    """
-    out = {}
-    for name, p in params.items():
-        acc = torch.promote_types(p.dtype, torch.float32)
-        delta = p.detach().to(acc) - anchor[name].to(acc)  # elementwise: DTensor shards stay local
-        out[name] = delta if delta_sum is None else delta_sum[name] + delta
-    return out
-
-
-@torch.no_grad()
-def _copy_into(params: dict[str, Tensor], values: dict[str, Tensor]) -> None:
-    # In place, so the optimizer keeps holding the same parameter objects.
-    for name, p in params.items():
-        p.copy_(values[name])
-
-
-def _gathered(state: dict[str, Tensor] | None) -> dict[str, Tensor] | None:
-    """Whole tensors for a checkpoint: Lightning saves callback state from rank 0 only, even under FSDP2.
-
-    Every rank joins each gather (a collective, one tensor at a time); only rank 0 keeps the whole tensors on
-    the CPU, the other ranks' copies (which Lightning discards) are left empty.
-    """
-    if state is None:
-        return None
-    dist = torch.distributed
-    keep = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-    out = {}
-    for name, t in state.items():
-        if _is_dtensor(t):
-            full = t.full_tensor()  # collective
-            t = full.cpu() if keep else full.new_empty(0, device="cpu")
-        out[name] = t
-    return out
-
-
-def _placed_like(state: dict[str, Tensor], params: dict[str, Tensor]) -> dict[str, Tensor]:
-    """A loaded state on its parameters' devices; whole tensors are sharded again like their DTensor."""
-    out = {}
-    for name, t in state.items():
-        p = params[name]
-        if _is_dtensor(p) and not _is_dtensor(t):
-            t = distribute_tensor(t.to(p.device), p.device_mesh, p.placements)
-        out[name] = t.to(p.device)
-    return out
-
-
-def _global_norm(tensors: Iterable[Tensor]) -> float:
-    """L2 norm over all tensors; DTensors add up local sums of squares, reduced once across ranks."""
-    plain, sharded = [], None
-    for t in tensors:
-        sq = t.pow(2).sum(dtype=torch.float64)  # [] (for a DTensor: a pending partial sum over the shards)
-        if _is_dtensor(sq):
-            sharded = sq if sharded is None else sharded + sq
-        else:
-            plain.append(sq)
-    total = float(torch.stack(plain).sum()) if plain else 0.0
-    if sharded is not None:
-        total += float(sharded.full_tensor())  # one scalar all-reduce; no parameter is gathered
-    return total**0.5
 
 
 class MetaLoop(Callback):
@@ -118,6 +43,15 @@ class MetaLoop(Callback):
     3. meta step :math:`\theta \leftarrow \theta_0 + \epsilon_t \frac{1}{B}\sum_j (\theta_j - \theta_0)` with
        :math:`\epsilon_t = \text{meta\_lr} \cdot \max(0, 1 - t/T)` (``"linear"``) or ``meta_lr``
        (``"constant"``); the result is the anchor of meta-iteration ``t + 1``.
+
+    With ``outer_momentum = m > 0`` the meta step is SGD with momentum on the pseudo-gradient
+    :math:`g = \theta_0 - \frac{1}{B}\sum_j\theta_j` (DiLoCo's outer optimizer, see
+    :func:`~pareto_lightning.callbacks.reptile.outer_step`): :math:`b \leftarrow m b + g`, step
+    :math:`s = g + m b` with ``outer_nesterov`` (else :math:`s = b`), :math:`\theta = \theta_0 - \epsilon_t s`.
+    ``m = 0`` is exactly the interpolation above. Plain Reptile moves the weights by about one task's
+    adaptation per meta-iteration (``B * inner_steps`` optimizer steps); momentum lets consistent directions
+    add up across meta-iterations. The buffer (one more float32 copy of the trainable parameters) is part of
+    the checkpointed state.
 
     With a constant ``meta_lr = 1`` and ``B = 1`` this is plain training; ``meta_lr > 1`` extrapolates beyond
     the mean of the adapted weights (the paper: 1.5, decayed linearly over ``T = 400`` meta-iterations;
@@ -161,11 +95,15 @@ class MetaLoop(Callback):
         meta_lr_schedule: ``"linear"`` decays it to 0 at ``T``; ``"constant"`` keeps it.
         total_meta_steps: ``T``; None derives ``trainer.max_steps // (inner_steps * tasks_per_meta_step)``.
         reset_optimizer_state: clear the optimizer state at the start of every task.
+        outer_momentum: momentum ``m`` in ``[0, 1)`` of the meta step (0: plain Reptile).
+        outer_nesterov: Nesterov form of the momentum step (needs ``outer_momentum > 0``).
 
     Example:
         >>> loop = MetaLoop(inner_steps=4, total_meta_steps=400)
         >>> [loop.meta_lr_at(t) for t in (0, 100, 200, 400, 500)]
         [1.5, 1.125, 0.75, 0.0, 0.0]
+        >>> MetaLoop(inner_steps=4, meta_lr=0.7, outer_momentum=0.9, outer_nesterov=True).outer_momentum
+        0.9
     """
 
     def __init__(
@@ -176,6 +114,8 @@ class MetaLoop(Callback):
         meta_lr_schedule: Literal["linear", "constant"] = "linear",
         total_meta_steps: int | None = None,
         reset_optimizer_state: bool = False,
+        outer_momentum: float = 0.0,
+        outer_nesterov: bool = False,
     ) -> None:
         problems = []
         if inner_steps < 1:
@@ -188,6 +128,14 @@ class MetaLoop(Callback):
             problems.append(
                 f"`MetaLoop.meta_lr_schedule` must be one of {_SCHEDULES}; got {meta_lr_schedule!r}."
             )
+        if (
+            isinstance(outer_momentum, bool)
+            or not isinstance(outer_momentum, (int, float))
+            or not (0 <= outer_momentum < 1)
+        ):
+            problems.append(f"`MetaLoop.outer_momentum` must be a number in [0, 1); got {outer_momentum!r}.")
+        elif outer_nesterov and outer_momentum == 0:
+            problems.append("`MetaLoop.outer_nesterov: true` needs `MetaLoop.outer_momentum` > 0.")
         if total_meta_steps is not None and total_meta_steps < 1:
             problems.append(f"`MetaLoop.total_meta_steps` must be >= 1 or null; got {total_meta_steps}.")
         if problems:
@@ -195,6 +143,7 @@ class MetaLoop(Callback):
         self.inner_steps, self.tasks_per_meta_step = inner_steps, tasks_per_meta_step
         self.meta_lr, self.meta_lr_schedule = float(meta_lr), meta_lr_schedule
         self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
+        self.outer_momentum, self.outer_nesterov = float(outer_momentum), bool(outer_nesterov)
 
         # T as the schedule uses it: the argument, or derived from trainer.max_steps in `setup`.
         self._total: int | None = total_meta_steps
@@ -213,6 +162,8 @@ class MetaLoop(Callback):
         # taken at the next batch, from the weights the meta step left.
         self._anchor: dict[str, Tensor] | None = None
         self._delta_sum: dict[str, Tensor] | None = None
+        # The outer momentum buffer b by parameter name; None until the first meta step (and with m = 0).
+        self._buffer: dict[str, Tensor] | None = None
         self._utility_sum, self._utility_count = 0.0, 0  # `train/utility` over the running task's steps
         self._check_loaded = False  # a state from a checkpoint is matched to the parameters at first use
 
@@ -269,19 +220,22 @@ class MetaLoop(Callback):
 
     # --------------------------------------------------------------------------------------------- the loop
     def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:
-        if self._anchor is None:
-            return {name: p for name, p in pl_module.named_parameters() if p.requires_grad}
         params = dict(pl_module.named_parameters())
         if self._check_loaded:  # a state from a checkpoint: same parameters, moved to their devices
-            missing = sorted(set(self._anchor) - set(params))
+            saved = self._anchor if self._anchor is not None else self._buffer
+            missing = sorted(set(saved) - set(params))
             if missing:
                 raise ValueError(
                     f"the MetaLoop state in the checkpoint names parameters the model lacks ({missing[:3]}); "
                     "resume with the same model, or start a new run instead of resuming."
                 )
-            self._anchor = _placed_like(self._anchor, params)
-            self._delta_sum = None if self._delta_sum is None else _placed_like(self._delta_sum, params)
+            self._anchor, self._delta_sum, self._buffer = (
+                None if state is None else placed_like(state, params)
+                for state in (self._anchor, self._delta_sum, self._buffer)
+            )
             self._check_loaded = False
+        if self._anchor is None:
+            return {name: p for name, p in params.items() if p.requires_grad}
         return {name: params[name] for name in self._anchor}
 
     def on_train_batch_start(
@@ -293,7 +247,7 @@ class MetaLoop(Callback):
                 optimizer.state.clear()
             self._last_reset_step = step
         if self._anchor is None:
-            self._anchor = _snapshot(self._trainable(pl_module))
+            self._anchor = snapshot(self._trainable(pl_module))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -313,19 +267,22 @@ class MetaLoop(Callback):
         params = self._trainable(pl_module)
         anchor = self._anchor
         assert anchor is not None  # taken in on_train_batch_start of this meta-iteration's first batch
-        self._delta_sum = _add_delta(params, anchor, self._delta_sum)
+        self._delta_sum = add_delta(params, anchor, self._delta_sum)
         self._tasks_done += 1
         if self._utility_count:
             mean_utility = self._utility_sum / self._utility_count
             pl_module.log("meta/task_utility", mean_utility, on_step=True, on_epoch=False)
         self._utility_sum, self._utility_count = 0.0, 0
         if self._tasks_done < self.tasks_per_meta_step:
-            _copy_into(params, anchor)
+            copy_into(params, anchor)
             return
         eps = self.meta_lr_at(self._iteration)
-        scale = eps / self.tasks_per_meta_step
-        _copy_into(params, {name: anchor[name] + scale * d for name, d in self._delta_sum.items()})
-        step_norm = scale * _global_norm(self._delta_sum.values())
+        new_params, self._buffer = outer_step(
+            anchor, self._delta_sum, self.tasks_per_meta_step, eps,
+            momentum=self.outer_momentum, nesterov=self.outer_nesterov, buffer=self._buffer,
+        )  # fmt: skip
+        step_norm = global_norm(new_params[n].float() - anchor[n].float() for n in new_params)
+        copy_into(params, new_params)
         self._iteration, self._tasks_done = self._iteration + 1, 0
         self._anchor = self._delta_sum = None
         pl_module.log("meta/lr", eps, on_step=True, on_epoch=False)
@@ -352,8 +309,10 @@ class MetaLoop(Callback):
             "tasks_done": self._tasks_done,
             "last_step": self._last_step,
             "last_reset_step": self._last_reset_step,
-            "anchor": _gathered(self._anchor),
-            "delta_sum": _gathered(self._delta_sum),
+            "anchor": gathered(self._anchor),
+            "delta_sum": gathered(self._delta_sum),
+            "outer_momentum": self.outer_momentum,
+            "buffer": gathered(self._buffer),
             "utility_sum": self._utility_sum,
             "utility_count": self._utility_count,
         }
@@ -383,8 +342,16 @@ class MetaLoop(Callback):
         self._last_reset_step = int(state_dict["last_reset_step"])
         self._anchor = None if state_dict["anchor"] is None else dict(state_dict["anchor"])
         self._delta_sum = None if state_dict["delta_sum"] is None else dict(state_dict["delta_sum"])
+        buffer = state_dict.get("buffer")  # absent in checkpoints written before outer momentum existed
+        if buffer is not None and not self.outer_momentum:
+            rank_zero_warn(
+                "the checkpoint has an outer momentum buffer but `MetaLoop.outer_momentum` is 0: the buffer is "
+                "dropped and the meta steps continue as plain Reptile."
+            )
+            buffer = None
+        self._buffer = None if buffer is None else dict(buffer)
         self._utility_sum, self._utility_count = (
             float(state_dict["utility_sum"]),
             int(state_dict["utility_count"]),
         )
-        self._check_loaded = self._anchor is not None
+        self._check_loaded = self._anchor is not None or self._buffer is not None

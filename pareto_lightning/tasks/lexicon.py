@@ -61,10 +61,12 @@ class LexiconLM(Qwen2ForCausalLM):
         num_kv_heads: key/value heads (must divide ``num_heads``).
         intermediate_size: MLP width.
         max_position_embeddings: longest sequence (prompt plus completion) the model is meant for.
-        seed: seed of the weight initialization.
+        seed: seed of the weight initialization; None (the default) follows the global seed
+            (``torch.initial_seed()``, which ``seed_everything`` and ``--seed_everything`` set), so a run's seed
+            changes the model's initialization.
 
     Example:
-        >>> model = LexiconLM()
+        >>> model = LexiconLM(seed=0)
         >>> sum(p.numel() for p in model.parameters())
         80128
         >>> model.config.vocab_size, model.config.eos_token_id, model.config.tie_word_embeddings
@@ -81,8 +83,9 @@ class LexiconLM(Qwen2ForCausalLM):
         num_kv_heads: int = 2,
         intermediate_size: int = 128,
         max_position_embeddings: int = 128,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
+        seed = torch.initial_seed() % 2**63 if seed is None else seed
         if config is None:
             config = self._build_config(
                 hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_position_embeddings

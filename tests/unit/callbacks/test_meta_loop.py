@@ -434,3 +434,93 @@ def test_state_dict_round_trip_is_complete():
         else:
             assert a[key] == b[key], key
     assert other._check_loaded
+
+
+# ------------------------------------------------------------------------------------- outer momentum
+def momentum_reference(step_grads, inner, tasks, eps, m, nesterov):
+    """Plain-python outer SGD with momentum on the pseudo-gradient g = theta_0 - mean_j theta_j."""
+    theta, k, buf = list(THETA_0), 0, [0.0, 0.0]
+    for eps_t in eps:
+        anchor, ends = list(theta), []
+        for _ in range(tasks):
+            phi = list(anchor)
+            for _ in range(inner):
+                phi = [x - LR * g for x, g in zip(phi, step_grads[k], strict=True)]
+                k += 1
+            ends.append(phi)
+        g = [a - sum(e[i] for e in ends) / tasks for i, a in enumerate(anchor)]
+        buf = [m * b + gi for b, gi in zip(buf, g, strict=True)]  # a zero buffer before the first step
+        step = [gi + m * b for gi, b in zip(g, buf, strict=True)] if nesterov else buf
+        theta = [a - eps_t * s for a, s in zip(anchor, step, strict=True)]
+    return theta
+
+
+def test_outer_step_hand_worked_two_meta_steps():
+    from pareto_lightning.callbacks.reptile import outer_step
+
+    # B = 1, lr 0.5, m 0.5. Step 1: g = 0 - 2 = -2, b = -2, s = g + m b = -3, theta = 0 + 1.5 = 1.5.
+    # Step 2 (anchor 1.5, adapted to 2.5): g = -1, b = 0.5 * -2 - 1 = -2, s = -1 - 1 = -2, theta = 2.5.
+    theta, buf = outer_step({"x": torch.tensor([0.0])}, {"x": torch.tensor([2.0])}, 1, 0.5, 0.5, True)
+    assert theta["x"].item() == 1.5 and buf["x"].item() == -2.0
+    theta, buf = outer_step(theta, {"x": torch.tensor([1.0])}, 1, 0.5, 0.5, True, buf)
+    assert theta["x"].item() == 2.5 and buf["x"].item() == -2.0
+    # Without Nesterov the step is the buffer: 0 + 0.5 * 2 = 1, then 1 + 0.5 * 2 = 2 (b = 0.5 * -2 - 1 = -2).
+    theta, buf = outer_step({"x": torch.tensor([0.0])}, {"x": torch.tensor([2.0])}, 1, 0.5, 0.5, False)
+    theta, buf = outer_step(theta, {"x": torch.tensor([1.0])}, 1, 0.5, 0.5, False, buf)
+    assert theta["x"].item() == 2.0
+    # m = 0 keeps no buffer and is Reptile's interpolation theta_0 + lr * delta_sum / B.
+    theta, buf = outer_step({"x": torch.tensor([1.0])}, {"x": torch.tensor([3.0])}, 2, 0.5)
+    assert theta["x"].item() == 1.75 and buf is None
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_momentum_trajectory_matches_hand_written(tmp_path, nesterov):
+    inner, tasks, eps = 2, 2, [0.7, 0.7, 0.7]
+    steps = inner * tasks * len(eps)
+    grads = _grads(steps)
+    expected = momentum_reference(grads.tolist(), inner, tasks, eps, 0.9, nesterov)
+    loop = MetaLoop(inner, tasks, meta_lr=0.7, meta_lr_schedule="constant", outer_momentum=0.9,
+                    outer_nesterov=nesterov)  # fmt: skip
+    model = GradModel(grads)
+    _trainer(tmp_path, [loop], steps).fit(model, _loader(steps))
+    torch.testing.assert_close(
+        model.theta.detach(), torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-9
+    )
+    plain = momentum_reference(grads.tolist(), inner, tasks, eps, 0.0, False)
+    assert not torch.allclose(model.theta.detach(), torch.tensor(plain, dtype=torch.float64), atol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+@pytest.mark.parametrize("crash_at", [4, 5, 6, 9])
+def test_resume_with_outer_momentum_is_exact(tmp_path, crash_at):
+    kw = dict(inner_steps=2, tasks_per_meta_step=2, meta_lr=0.7, outer_momentum=0.9, outer_nesterov=True)
+    straight = _fit_by_step(tmp_path / "a", 12, MetaLoop(**kw))
+    _fit_by_step(tmp_path / "b", 12, MetaLoop(**kw), crash_at=crash_at + 1, checkpoint_every_step=True)
+    ckpt = tmp_path / "b" / "ckpt" / f"epoch=0-step={crash_at}.ckpt"
+    state = torch.load(ckpt, weights_only=True)["callbacks"]["MetaLoop"]
+    assert state["buffer"] is not None and set(state["buffer"]) == {"theta"}  # after the first meta step
+    resumed = _fit_by_step(tmp_path / "c", 12, MetaLoop(**kw), ckpt_path=ckpt)
+    assert torch.equal(resumed.theta, straight.theta)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(outer_momentum=1.0), r"`MetaLoop.outer_momentum` must be a number in \[0, 1\); got 1.0"),
+        (dict(outer_momentum=-0.1), r"`MetaLoop.outer_momentum` must be a number in \[0, 1\); got -0.1"),
+        (dict(outer_nesterov=True), r"`MetaLoop.outer_nesterov: true` needs `MetaLoop.outer_momentum` > 0"),
+    ],
+)
+def test_bad_outer_momentum(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MetaLoop(inner_steps=2, **kwargs)
+
+
+def test_buffer_dropped_without_momentum_warns():
+    state = MetaLoop(inner_steps=2, total_meta_steps=3).state_dict()
+    state["buffer"] = {"theta": torch.ones(2)}
+    loop = MetaLoop(inner_steps=2, total_meta_steps=3)
+    with pytest.warns(UserWarning, match=r"outer momentum buffer but `MetaLoop.outer_momentum` is 0"):
+        loop.load_state_dict(state)
+    assert loop._buffer is None
