@@ -4,7 +4,10 @@ Trains every recipe with the same step budget and seeds, evaluates on the Table-
 table (PU seen / unseen, PU regret, HV ratio and its ceiling, Spearman, max gap, wall time; mean +- std over
 seeds) and one combined Pareto plot:
 
-    python benchmarks/frontier_table.py --steps 1200 --seeds 0 1 --jobs 2 --out benchmarks/out/frontier
+    python benchmarks/frontier_table.py --steps 1600 --seeds 0 1 2 --jobs 2 --out benchmarks/out/frontier
+
+The seeds go to ``--seed_everything``, which sets the model's initialization (and the supervised base built
+from it) as well as the sampling. Supervised bases are cached in ``<out>/cache``.
 
 Runs go through the same CLI as users (``recipes/train.py fit``); a finished run is reused when its
 ``summary.json`` exists, so the script can be resumed.
@@ -31,9 +34,14 @@ METHODS = {
     "Weighted-Meta-GRPO": ["recipes/weighted_meta.yaml"],
     "Weighted-Meta-GRPO, alpha 0.5": ["recipes/weighted_meta.yaml", "recipes/ablations/alpha_0.5.yaml"],
     "Weighted-Meta-GRPO, beta 0.6": ["recipes/weighted_meta.yaml", "recipes/ablations/beta_0.6.yaml"],
+    # Our variants, each its own row.
+    "Weighted-GRPO, one w per prompt": ["recipes/weighted_grpo.yaml", "recipes/ablations/per_prompt.yaml"],
+    "Weighted-Meta-GRPO, outer Nesterov": ["recipes/weighted_meta.yaml", "recipes/ablations/outer_nesterov.yaml"],
+    "Weighted-Meta-GRPO, from scratch": ["recipes/weighted_meta.yaml", "recipes/ablations/from_scratch.yaml"],
 }
 COLUMNS = [("val/pu_seen", "PU seen", "{:.3f}"), ("val/pu_unseen", "PU unseen", "{:.3f}"),
-           ("val/pu_regret", "PU regret", "{:.3f}"), ("val/hv_ratio", "HV ratio", "{:.3f}"),
+           ("val/pu_regret_seen", "regret seen", "{:.4f}"), ("val/pu_regret_unseen", "regret unseen", "{:.4f}"),
+           ("val/hv_ratio", "HV ratio", "{:.3f}"),
            ("val/spearman", "Spearman", "{:.2f}"), ("val/max_gap", "max gap", "{:.3f}"),
            ("wall_s", "wall (s)", "{:.0f}")]  # fmt: skip
 
@@ -53,7 +61,8 @@ def run_one(
         cmd += [a for c in configs for a in ("--config", os.path.join(ROOT, c))]
         cmd += [f"--seed_everything={seed}", f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}",
                 f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false", *extra]  # fmt: skip
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+               "PARETO_LIGHTNING_CACHE": os.path.join(out, "cache")}  # fmt: skip
         start = time.time()
         os.makedirs(run_dir, exist_ok=True)
         with open(os.path.join(run_dir, "stdout.txt"), "w") as fh:
@@ -103,15 +112,21 @@ def plot(results: list[dict], path: str, methods: Iterable[str] = METHODS) -> No
 
     front = LexiconTask().exact_front().numpy()
     names = [n for n in methods if any(r["method"] == n for r in results)]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), sharex=True, sharey=True)
-    for ax, name in zip(axes, names, strict=True):
+    cols = min(5, len(names))
+    rows = -(-len(names) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), sharex=True, sharey=True, squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[len(names) :]:
+        ax.axis("off")
+    for ax, name in zip(axes, names, strict=False):
         ax.plot(front[:, 0], front[:, 1], "-", color="0.75", lw=1.5)
         for r in (r for r in results if r["method"] == name):
             xs, ys, ws = zip(*r["points"], strict=True)
-            ax.scatter(xs, ys, c=ws, cmap="viridis", vmin=0, vmax=1, s=16, marker="xo"[r["seed"] % 2])
+            ax.scatter(xs, ys, c=ws, cmap="viridis", vmin=0, vmax=1, s=16, marker="xo+"[r["seed"] % 3])
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("helpfulness")
-    axes[0].set_ylabel("harmlessness")
+    for ax in grid[:, 0]:
+        ax.set_ylabel("harmlessness")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -120,8 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, default=1600)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="subset of the method names")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "frontier"))
@@ -130,10 +145,10 @@ def main() -> None:
     jobs = [(n, METHODS[n], s) for s in args.seeds for n in args.methods]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda j: run_one(*j, args.steps, args.out, 1), jobs))
-    md = table(results, args.steps, args.seeds)
+    md = table(results, args.steps, args.seeds, args.methods)
     with open(os.path.join(args.out, "frontier_table.md"), "w") as fh:
         fh.write(md + "\n")
-    plot(results, os.path.join(args.out, "frontier.png"))
+    plot(results, os.path.join(args.out, "frontier.png"), args.methods)
     print(md)
     print(f"\nTable: {args.out}/frontier_table.md, plot: {args.out}/frontier.png")
 

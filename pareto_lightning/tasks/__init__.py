@@ -6,6 +6,7 @@ exact answer (:class:`LexiconTask`).
 """
 
 from pareto_lightning.tasks.front import LexiconTask, count_vectors, counts_to_rewards, shortfalls
+from pareto_lightning.tasks.instruct import LexiconInstructLM
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconPrompts, LexiconReward
 from pareto_lightning.tasks.vocabulary import (
     FILLER_WORDS,
@@ -21,6 +22,7 @@ __all__ = [
     "LEXICONS",
     "OBJECTIVE_NAMES",
     "VOCABULARY",
+    "LexiconInstructLM",
     "LexiconLM",
     "LexiconPrompts",
     "LexiconReward",

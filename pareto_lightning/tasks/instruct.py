@@ -46,7 +46,7 @@ def two_decimal_weights(num: int, num_objectives: int, generator: torch.Generato
 
     Example:
         >>> w = two_decimal_weights(5, 3, torch.Generator().manual_seed(0))
-        >>> bool(((w * 100).round() == w * 100).all()), bool(torch.allclose(w.sum(-1), torch.ones(5)))
+        >>> bool(torch.equal((w * 100).round() / 100, w)), bool(torch.allclose(w.sum(-1), torch.ones(5).double()))
         (True, True)
     """
     rows: list[Tensor] = []
@@ -154,7 +154,7 @@ class LexiconInstructLM(LexiconLM):
         intermediate_size: int = 128,
         max_position_embeddings: int = 128,
     ) -> None:
-        key = "model.init_args"
+        key = "model.init_args.policy.init_args.model.init_args"
         problems = []
         if len(objective_names) < 2:
             problems.append(f"`{key}.objective_names` needs >= 2 names; got {list(objective_names)}.")

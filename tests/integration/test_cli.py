@@ -16,10 +16,13 @@ from pareto_lightning import (
     SmoothTchebycheff,
 )
 from pareto_lightning.cli import ParetoCLI
+from pareto_lightning.tasks import LexiconInstructLM, LexiconLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILTIN = sorted(glob.glob(os.path.join(ROOT, "recipes", "*.yaml")))
 ABLATIONS = sorted(glob.glob(os.path.join(ROOT, "recipes", "ablations", "*.yaml")))
+# The recipes' supervised base takes about a minute; these tests check wiring, so the stage runs a few steps.
+FEW_BASE_STEPS = "--model.init_args.policy.init_args.model.init_args.steps=3"
 
 
 def _instantiate(args):
@@ -49,7 +52,8 @@ def test_builtin_recipe_parses_and_instantiates(path):
     with open(path) as fh:
         first = fh.readline() + fh.readline()
     assert f"python recipes/train.py fit --config recipes/{os.path.basename(path)}" in first
-    cli = _instantiate(["--config", path])
+    cli = _instantiate(["--config", path, FEW_BASE_STEPS])
+    assert isinstance(cli.model.policy.model, LexiconInstructLM)
     module_cls, scal_cls, meta = EXPECTED[os.path.basename(path)[:-5]]
     assert type(cli.model) is module_cls and type(cli.model.scalarizer) is scal_cls
     assert any(isinstance(c, MetaLoop) for c in cli.trainer.callbacks) == meta
@@ -60,19 +64,30 @@ def test_builtin_recipe_parses_and_instantiates(path):
 @pytest.mark.parametrize("path", ABLATIONS, ids=os.path.basename)
 def test_ablation_overrides_apply(path):
     with open(path) as fh:
-        assert (
-            "python recipes/train.py fit --config recipes/weighted_meta.yaml --config recipes/ablations/"
-            in fh.read()
-        )
-    cli = _instantiate(["--config", os.path.join(ROOT, "recipes", "weighted_meta.yaml"), "--config", path])
-    if "alpha" in path:
+        text = fh.read()
+    base = "weighted_grpo.yaml" if "per_prompt" in path else "weighted_meta.yaml"
+    assert f"python recipes/train.py fit --config recipes/{base} --config recipes/ablations/" in text
+    args = ["--config", os.path.join(ROOT, "recipes", base), "--config", path]
+    cli = _instantiate(args if "from_scratch" in path else [*args, FEW_BASE_STEPS])
+    name = os.path.basename(path)[:-5]
+    if name == "alpha_0.5":
         assert cli.datamodule.sampler.alpha.tolist() == [0.5, 0.5]
-    else:
+    elif name == "beta_0.6":
         assert cli.model.beta == 0.6
+    elif name == "from_scratch":
+        assert type(cli.model.policy.model) is LexiconLM
+    elif name == "per_prompt":
+        assert cli.datamodule.per_prompt_preferences
+    elif name == "outer_nesterov":
+        loop = next(c for c in cli.trainer.callbacks if isinstance(c, MetaLoop))
+        assert (loop.meta_lr, loop.outer_momentum, loop.outer_nesterov) == (0.7, 0.9, True)
+        assert any(isinstance(c, ParetoEvaluation) for c in cli.trainer.callbacks)
+    else:
+        raise AssertionError(f"no check for the ablation {name}")
 
 
 def test_scalarizer_swaps_from_the_command_line():
-    cli = _instantiate(["--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"),
+    cli = _instantiate(["--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"), FEW_BASE_STEPS,
                         "--model.init_args.scalarizer", "pareto_lightning.LinearScalarization"])  # fmt: skip
     assert isinstance(cli.model.scalarizer, LinearScalarization)
 
@@ -85,13 +100,18 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
         "--trainer.max_steps=8", "--trainer.val_check_interval=8", f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1",
         "--data.init_args.num_eval_prompts=2", "--data.init_args.eval_weights=[[1,0],[0.62,0.38],[0.5,0.5],[0,1]]",
-        "--data.init_args.batch_size=2", "--model.init_args.num_generations=2",
+        "--data.init_args.batch_size=2", "--model.init_args.num_generations=2", "--seed_everything=3",
+        "--model.init_args.policy.init_args.model.init_args.steps=20",
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     log_dir = tmp_path / "lightning_logs" / "version_0"
     assert f"Results in {log_dir}" in out.stdout
+    # The line before it gives the headline figures of the last evaluation.
+    headline = out.stdout.splitlines()[out.stdout.splitlines().index(next(
+        line for line in out.stdout.splitlines() if line.startswith("Results in"))) - 1]  # fmt: skip
+    assert headline.startswith("Step 8: PU seen ") and "HV ratio" in headline and "Spearman" in headline
     with open(log_dir / "frontier.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["seen"] for r in rows] == ["1", "0", "1", "1"]
@@ -122,7 +142,7 @@ def test_predict_writes_a_jsonl_sweep(tmp_path):
         sys.executable, os.path.join(ROOT, "recipes", "train.py"), "predict",
         "--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"), f"--trainer.default_root_dir={tmp_path}",
         "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=2",
-        "--data.init_args.eval_weights=[[1,0],[0.37,0.63]]",
+        "--data.init_args.eval_weights=[[1,0],[0.37,0.63]]", FEW_BASE_STEPS,
     ]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
@@ -134,3 +154,16 @@ def test_predict_writes_a_jsonl_sweep(tmp_path):
         "helpfulness",
         "harmlessness",
     }
+
+
+def test_three_objective_recipe_parses_and_instantiates():
+    path = os.path.join(ROOT, "recipes", "k3", "weighted_meta.yaml")
+    with open(path) as fh:
+        assert "python recipes/train.py fit --config recipes/k3/weighted_meta.yaml" in fh.read()
+    cli = _instantiate(["--config", path, FEW_BASE_STEPS])
+    assert cli.datamodule.num_objectives == 3 and len(cli.datamodule.eval_weights) == 231
+    assert cli.model.policy.model.prompt_format["objective_names"] == ["helpfulness", "harmlessness", "honesty"]
+    assert [f.name for f in cli.model.reward._functions] == ["helpfulness", "harmlessness", "honesty"]
+    evaluation = next(c for c in cli.trainer.callbacks if isinstance(c, ParetoEvaluation))
+    assert evaluation.task.num_objectives == 3
+    assert int(cli.datamodule.eval_seen.sum()) == 66  # the tenths grid is seen, the other 165 weights are not
