@@ -80,7 +80,7 @@ def test_ablation_overrides_apply(path):
         assert cli.datamodule.per_prompt_preferences
     elif name == "outer_nesterov":
         loop = next(c for c in cli.trainer.callbacks if isinstance(c, MetaLoop))
-        assert (loop.meta_lr, loop.outer_momentum, loop.outer_nesterov) == (0.7, 0.9, True)
+        assert (loop.meta_lr, loop.outer_momentum, loop.outer_nesterov) == (0.75, 0.5, True)
         assert any(isinstance(c, ParetoEvaluation) for c in cli.trainer.callbacks)
     else:
         raise AssertionError(f"no check for the ablation {name}")
