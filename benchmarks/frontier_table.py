@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), help="subset of the method names")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "frontier"))
     args = parser.parse_args()
+    args.out = os.path.abspath(args.out)  # every run works in its own folder
     os.makedirs(args.out, exist_ok=True)
     jobs = [(n, METHODS[n], s) for s in args.seeds for n in args.methods]
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "out", "main_job"))
     parser.add_argument("extra", nargs="*", help="more CLI arguments for every run (after --)")
     args = parser.parse_args()
+    args.out = os.path.abspath(args.out)
     rows = []
     for seed in args.seeds:
         s = run_seed(seed, args.out, args.recipe, args.extra)
