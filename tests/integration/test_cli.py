@@ -103,7 +103,7 @@ def test_fit_end_to_end_writes_the_front(tmp_path):
         "--data.init_args.batch_size=2", "--model.init_args.num_generations=2", "--seed_everything=3",
         "--model.init_args.policy.init_args.model.init_args.steps=20",
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     log_dir = tmp_path / "lightning_logs" / "version_0"
@@ -144,7 +144,7 @@ def test_predict_writes_a_jsonl_sweep(tmp_path):
         "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=2",
         "--data.init_args.eval_weights=[[1,0],[0.37,0.63]]", FEW_BASE_STEPS,
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     rows = [json.loads(x) for x in (tmp_path / "lightning_logs" / "version_0" / "predictions.jsonl").open()]
