@@ -162,7 +162,11 @@ def test_three_objective_recipe_parses_and_instantiates():
         assert "python recipes/train.py fit --config recipes/k3/weighted_meta.yaml" in fh.read()
     cli = _instantiate(["--config", path, FEW_BASE_STEPS])
     assert cli.datamodule.num_objectives == 3 and len(cli.datamodule.eval_weights) == 231
-    assert cli.model.policy.model.prompt_format["objective_names"] == ["helpfulness", "harmlessness", "honesty"]
+    assert cli.model.policy.model.prompt_format["objective_names"] == [
+        "helpfulness",
+        "harmlessness",
+        "honesty",
+    ]
     assert [f.name for f in cli.model.reward._functions] == ["helpfulness", "harmlessness", "honesty"]
     evaluation = next(c for c in cli.trainer.callbacks if isinstance(c, ParetoEvaluation))
     assert evaluation.task.num_objectives == 3
