@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -49,3 +50,37 @@ def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
     module.register_state_dict_post_hook(partial(_drop, where))
     module.register_load_state_dict_pre_hook(partial(_remember_prefix, where))
     module.register_load_state_dict_post_hook(partial(_allow_missing, where))
+
+
+RUN_SIGNATURE_KEY = "pareto_lightning_run"
+"""Where a checkpoint records what a resumed run must share with the run that wrote it."""
+
+
+def resume_problems(saved: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[str]:
+    """What differs between the run that wrote a checkpoint and the run resuming it.
+
+    A checkpoint of one method resumed under another (another module, scalarizer, meta-learning setting or
+    objectives) would train on silently as a different method. Checkpoints without a record (written by other
+    code) are accepted as they are.
+
+    Args:
+        saved: the record in the checkpoint (``checkpoint[RUN_SIGNATURE_KEY]``), or None.
+        current: the resuming run's record, same keys.
+
+    Returns:
+        One line per difference (empty when the runs agree).
+
+    Example:
+        >>> resume_problems({"module": "GRPOModule", "meta_loop": None},
+        ...                 {"module": "MOODPOModule", "meta_loop": None})
+        ["module: the checkpoint has 'GRPOModule', this run has 'MOODPOModule'"]
+        >>> resume_problems(None, {"module": "GRPOModule"})
+        []
+    """
+    if saved is None:
+        return []
+    return [
+        f"{key}: the checkpoint has {saved.get(key)!r}, this run has {current[key]!r}"
+        for key in current
+        if saved.get(key) != current[key]
+    ]

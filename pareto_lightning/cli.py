@@ -5,34 +5,34 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lightning.pytorch.cli import LightningCLI
 
 from pareto_lightning.algorithms import PreferenceAlignmentModule
 from pareto_lightning.callbacks import ParetoEvaluation
 from pareto_lightning.data import PreferencePromptDataModule
+from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
 
 
 class ParetoCLI(LightningCLI):
     """``LightningCLI`` with the project's links, so a value needed in two places is set once.
 
-    Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names``. The meta-learning
+    Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names`` (left null it is
+    set from them; an explicit value that differs is refused, naming both keys). The meta-learning
     task length is set once, as ``MetaLoop.inner_steps``: the data module's ``steps_per_preference`` (left null)
     takes it at setup, and an explicit value that differs is refused with an error naming both keys. Prompt
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
     before the models load.
     """
 
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments(
-            "model.init_args.policy.init_args.objective_names",
-            "data.init_args.num_objectives",
-            compute_fn=len,
-        )
-
     def before_instantiate_classes(self) -> None:
-        # A wrong dataset name or path fails here, in seconds, before the policy and reward models load.
         config = self.config[self.subcommand] if self.subcommand else self.config
+        _set_num_objectives(config)
+        # A wrong dataset name or path fails here, in seconds, before the policy and reward models load.
         for field in ("train_prompts", "eval_prompts"):
             spec = config.get(f"data.init_args.{field}")
             class_path = getattr(spec, "class_path", None)
@@ -81,6 +81,28 @@ class ParetoCLI(LightningCLI):
         )
 
 
+_NAMES_KEY = "model.init_args.policy.init_args.objective_names"
+_K_KEY = "data.init_args.num_objectives"
+
+
+def _set_num_objectives(config) -> None:
+    """``data.init_args.num_objectives`` follows the policy's ``objective_names``: set when null, checked when set.
+
+    (Not a jsonargparse link: a link overwrites a value the user typed without a word.)
+    """
+    names = config.get(_NAMES_KEY)
+    if names is None or config.get("data.init_args") is None:
+        return
+    given = config.get(_K_KEY)
+    if given is None:
+        config[_K_KEY] = len(names)
+    elif given != len(names):
+        raise ValueError(
+            f"`{_K_KEY}`={given} but `{_NAMES_KEY}` has {len(names)} names ({list(names)}); leave "
+            f"`{_K_KEY}` unset (it follows the names) or make the two agree."
+        )
+
+
 def headline(scalars: dict[str, float]) -> str:
     """One line of the figures that say whether the policy steers (greedy points of the evaluation sweep).
 
@@ -100,13 +122,63 @@ def headline(scalars: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
+TRACEBACK_ENV = "PARETO_LIGHTNING_TRACEBACK"
+"""Set to 1 to see the full traceback of a configuration error instead of its one-line message."""
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def own_error(error: BaseException) -> BaseException | None:
+    """The error this package raised at the root of ``error``'s chain, if any.
+
+    jsonargparse wraps a class's ``ValueError`` in "Does not validate against any of the Union subtypes" and a
+    dump of the whole config; the message a user needs is the innermost one raised here.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         validate_preference([0.9, 0.3], 2, key="data.init_args.eval_weights")
+        ...     except ValueError as inner:
+        ...         raise ValueError("Does not validate against any of the Union subtypes") from inner
+        ... except ValueError as outer:
+        ...     print(own_error(outer))
+        `data.init_args.eval_weights` must lie on the simplex: 2 entries, each >= 0, summing to 1 (within 1e-06); got [0.9, 0.3].
+    """
+    found, seen = None, set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames = traceback.extract_tb(error.__traceback__)
+        if isinstance(error, (ValueError, TypeError, OSError)) and frames and (
+            os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR)
+        ):
+            found = error
+        error = error.__cause__ or error.__context__
+    return found
+
+
+@contextmanager
+def short_errors() -> Iterator[None]:
+    """Report this package's configuration errors as one message instead of a double traceback.
+
+    Other errors, and every error when ``PARETO_LIGHTNING_TRACEBACK=1``, keep their full traceback.
+    """
+    try:
+        yield
+    except Exception as error:
+        mine = own_error(error)
+        if mine is None or os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        print(f"error: {mine}\n(set {TRACEBACK_ENV}=1 for the full traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(args: list[str] | None = None) -> ParetoCLI:
-    """Run the CLI (``args`` defaults to ``sys.argv``)."""
-    return ParetoCLI(
-        PreferenceAlignmentModule,
-        PreferencePromptDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    """Run the CLI (``args`` defaults to ``sys.argv``); configuration errors print as one message."""
+    with short_errors():
+        return ParetoCLI(
+            PreferenceAlignmentModule,
+            PreferencePromptDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from pareto_lightning.checkpointing import leave_out_of_checkpoints
+from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.rewards import MultiObjectiveReward
@@ -77,9 +77,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
             )
         if problems:
             raise ValueError(f"invalid {type(self).__name__} configuration:\n  " + "\n  ".join(problems))
-        reward.check_num_objectives(
-            policy.num_objectives, key="model.init_args.policy.init_args.objective_names"
-        )
+        reward.match_objectives(policy.objective_names, key="model.init_args.policy.init_args.objective_names")
+        scalarizer.check_num_objectives(policy.num_objectives)
         self.policy, self.reward, self.scalarizer = policy, reward, scalarizer
         self.num_generations, self.beta = num_generations, beta
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -119,6 +118,36 @@ class PreferenceAlignmentModule(pl.LightningModule):
         shard_causal_lm(self.policy.model, dp_mesh, mixed_precision=mp)
         if self.policy.reference is not None:
             shard_causal_lm(self.policy.reference, dp_mesh, mixed_precision=mp)
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def run_signature(self) -> dict[str, Any]:
+        """What a run resuming this module's checkpoint must share: the method, its scalarizer, the
+        meta-learning settings and the objectives (see :func:`~pareto_lightning.checkpointing.resume_problems`)."""
+        from pareto_lightning.callbacks.meta_loop import MetaLoop
+
+        trainer = self._trainer
+        loops = [c.settings for c in (trainer.callbacks if trainer is not None else []) if isinstance(c, MetaLoop)]
+        return {
+            "module": type(self).__name__,
+            "scalarizer": repr(self.scalarizer),
+            "objective_names": list(self.policy.objective_names),
+            "meta_loop": loops[0] if loops else None,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RUN_SIGNATURE_KEY] = self.run_signature()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Only resuming training is refused: evaluating a checkpoint under another recipe is legitimate.
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        problems = resume_problems(checkpoint.get(RUN_SIGNATURE_KEY), self.run_signature())
+        if problems:
+            raise ValueError(
+                "`ckpt_path` holds a checkpoint of another training setup; resuming it here would train on as a "
+                "different method:\n  " + "\n  ".join(problems) + "\nresume with the config that wrote it "
+                "(its config.yaml sits in the run's log folder), or start a new run without `--ckpt_path`."
+            )
 
     # ------------------------------------------------------------------------------------------------ rollout
     def rollout(

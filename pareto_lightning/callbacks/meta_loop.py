@@ -167,6 +167,24 @@ class MetaLoop(Callback):
         self._utility_sum, self._utility_count = 0.0, 0  # `train/utility` over the running task's steps
         self._check_loaded = False  # a state from a checkpoint is matched to the parameters at first use
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The arguments that define the meta-learning algorithm (a checkpoint records them; a resume must match).
+
+        Example:
+            >>> MetaLoop(inner_steps=4).settings["inner_steps"]
+            4
+        """
+        return {
+            "inner_steps": self.inner_steps,
+            "tasks_per_meta_step": self.tasks_per_meta_step,
+            "meta_lr": self.meta_lr,
+            "meta_lr_schedule": self.meta_lr_schedule,
+            "reset_optimizer_state": self.reset_optimizer_state,
+            "outer_momentum": self.outer_momentum,
+            "outer_nesterov": self.outer_nesterov,
+        }
+
     def meta_lr_at(self, t: int, total: int | None = None) -> float:
         """The outer step size :math:`\\epsilon_t` of meta-iteration ``t`` (0-based); override to change it.
 

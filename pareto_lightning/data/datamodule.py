@@ -84,7 +84,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             built-in task, ``ListPrompts``).
         eval_prompts: prompt source of the evaluation sweep; None takes the last ``num_eval_prompts`` training
             prompts (and removes them from training).
-        num_objectives: ``K``.
+        num_objectives: ``K``; None means 2 (the command line sets it from the policy's ``objective_names``).
         batch_size: prompts per training step (per device).
         alpha: Dirichlet concentration (the paper: 1.0; 0.5 is its corner-heavy ablation).
         grid_divisions: training support ``simplex_grid(K, grid_divisions)`` (10 gives the paper's 11 weights);
@@ -116,7 +116,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self,
         train_prompts: PromptSource,
         eval_prompts: PromptSource | None = None,
-        num_objectives: int = 2,
+        num_objectives: int | None = None,
         batch_size: int = 8,
         alpha: float | list[float] = 1.0,
         grid_divisions: int | None = 10,
@@ -130,6 +130,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        num_objectives = 2 if num_objectives is None else num_objectives
         problems = []
         if batch_size < 1:
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")

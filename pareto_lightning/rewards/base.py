@@ -55,7 +55,9 @@ class MultiObjectiveReward(nn.Module):
 
     Args:
         functions: the ``K`` reward functions, in objective order (the order of the preference ``w``).
-        names: one unique name per objective, used in logs and error messages (default ``objective_<k>``).
+        names: one unique name per objective, used in logs and error messages. Left out, they are
+            ``objective_<k>`` until an algorithm module adopts its policy's ``objective_names``
+            (:meth:`match_objectives`); given, they must equal the policy's, name by name and in order.
         normalizer: per-objective normalizer (e.g. :class:`~pareto_lightning.rewards.MaxScaler`, the paper's
             choice); ``None`` leaves rewards as they are.
 
@@ -96,6 +98,8 @@ class MultiObjectiveReward(nn.Module):
                     f"reward function {k} ({_KEY}.functions[{k}]) must be callable as "
                     f"fn(prompts, completions) -> Tensor[N]; got {type(fn).__name__}."
                 )
+        # Names left out are the defaults `objective_<k>` until a policy adopts its own (`match_objectives`).
+        self._names_given = names is not None
         if names is None:
             names = [f"objective_{k}" for k in range(len(functions))]
         names = [str(n) for n in names]
@@ -147,6 +151,39 @@ class MultiObjectiveReward(nn.Module):
             raise ValueError(
                 f"the preference dimension K={k} ({key}) must equal the number of reward functions "
                 f"{self.num_objectives} (model.init_args.reward); change one of them."
+            )
+
+    def match_objectives(self, names: Sequence[str], key: str) -> None:
+        """Check that reward ``k`` scores the objective the policy writes as weight ``k``.
+
+        The policy writes ``w`` into its prompt name by name; the scalarizer puts ``w_k`` on reward column ``k``.
+        Names that differ, or the same names in another order, would train the policy on inverted preferences,
+        so they are refused. Rewards built without ``names`` take ``names`` here.
+
+        Args:
+            names: the policy's objective names, in the order it writes the weights.
+            key: the config key that set ``names``, quoted in the error.
+
+        Example:
+            >>> reward = MultiObjectiveReward([lambda p, c: [0.0] * len(c)] * 2, names=["harmless", "helpful"])
+            >>> reward.match_objectives(["helpful", "harmless"], key="model.init_args.policy.init_args.objective_names")
+            Traceback (most recent call last):
+            ...
+            ValueError: the reward names ['harmless', 'helpful'] (model.init_args.reward.init_args.names) must ...
+            >>> MultiObjectiveReward([lambda p, c: [0.0] * len(c)] * 2).match_objectives(["a", "b"], key="k")
+        """
+        names = [str(n) for n in names]
+        self.check_num_objectives(len(names), key)
+        if not self._names_given:
+            self._names = names
+            return
+        if names != self._names:
+            same_set = sorted(names) == sorted(self._names)
+            raise ValueError(
+                f"the reward names {self._names} ({_KEY}.names) must equal the policy's objective names {names} "
+                f"({key}), in the same order: reward k scores the objective written as weight k"
+                + (" (here the same names in another order would invert the preferences)" if same_set else "")
+                + "; reorder `functions` and `names`, or the policy's names."
             )
 
     def train(self, mode: bool = True) -> MultiObjectiveReward:

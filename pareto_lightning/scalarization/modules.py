@@ -17,6 +17,22 @@ from pareto_lightning.scalarization import functional as F
 class Scalarizer(nn.Module):
     """Base class: maps ``rewards [..., K]`` and ``weights [..., K]`` to utilities ``[...]`` (maximized)."""
 
+    def check_num_objectives(self, k: int) -> None:
+        """Refuse an ``ideal_point`` that is neither one value nor ``K`` values (checked when a module is built).
+
+        Example:
+            >>> SmoothTchebycheff(ideal_point=[1.0, 1.0, 1.0]).check_num_objectives(2)
+            Traceback (most recent call last):
+            ...
+            ValueError: `model.init_args.scalarizer.init_args.ideal_point` has 3 values but there are K=2 ...
+        """
+        ideal = getattr(self, "ideal_point", None)
+        if ideal is not None and ideal.numel() not in (1, k):
+            raise ValueError(
+                f"`model.init_args.scalarizer.init_args.ideal_point` has {ideal.numel()} values but there are K={k} "
+                f"objectives (`model.init_args.policy.init_args.objective_names`); give one value or {k}."
+            )
+
     def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -55,7 +71,7 @@ class SmoothTchebycheff(Scalarizer):
     def __init__(self, mu: float = 0.1, ideal_point: float | Sequence[float] = 1.0) -> None:
         super().__init__()
         if not mu > 0:
-            raise ValueError(f"`mu` must be > 0 (scalarizer.init_args.mu); got {mu}.")
+            raise ValueError(f"`mu` must be > 0 (model.init_args.scalarizer.init_args.mu); got {mu}.")
         self.mu = float(mu)
         self.register_buffer("ideal_point", _ideal_buffer(ideal_point), persistent=False)
 

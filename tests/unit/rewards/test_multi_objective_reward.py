@@ -192,3 +192,38 @@ def test_bad_inputs():
         reward([], [])
     with pytest.raises(ValueError, match="got 2 prompts but 1 completions; pass one prompt per completion"):
         reward(["a", "b"], ["c"])
+
+
+# ------------------------------------------------------------------------------ names against the policy's
+def _zeros(prompts, completions):
+    return [0.0] * len(completions)
+
+
+@pytest.mark.parametrize(
+    ("reward_names", "match"),
+    [
+        (["harmlessness", "helpfulness"], r"(?s)the reward names \['harmlessness', 'helpfulness'\].*another order"),
+        (["helpful", "harmless"], r"(?s)model.init_args.reward.init_args.names.*policy.init_args.objective_names"),
+    ],
+)
+def test_reward_names_must_match_the_policy_in_order(reward_names, match):
+    reward = MultiObjectiveReward([_zeros, _zeros], names=reward_names)
+    with pytest.raises(ValueError, match=match):
+        reward.match_objectives(["helpfulness", "harmlessness"], key="model.init_args.policy.init_args.objective_names")
+
+
+def test_reward_without_names_adopts_the_policy_names():
+    reward = MultiObjectiveReward([_zeros, _zeros])
+    assert reward.names == ["objective_0", "objective_1"]
+    reward.match_objectives(["helpfulness", "harmlessness"], key="k")
+    assert reward.names == ["helpfulness", "harmlessness"]
+
+
+def test_module_refuses_swapped_reward_names():
+    from pareto_lightning import GRPOModule, SmoothTchebycheff
+    from pareto_lightning.tasks import LexiconReward, LexiconTask
+
+    policy = LexiconTask().policy(max_new_tokens=4)
+    reward = MultiObjectiveReward([LexiconReward(1), LexiconReward(0)], names=["harmlessness", "helpfulness"])
+    with pytest.raises(ValueError, match=r"in the same order"):
+        GRPOModule(policy, reward, SmoothTchebycheff(), num_generations=2)
