@@ -1,7 +1,7 @@
 """pareto-lightning: preference-conditioned multi-objective LLM alignment with PyTorch Lightning."""
 
 from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlignmentModule
-from pareto_lightning.callbacks import JSONLPredictionWriter, MetaLoop, ParetoEvaluation
+from pareto_lightning.callbacks import CrashCheckpoint, JSONLPredictionWriter, MetaLoop, ParetoEvaluation
 from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
 from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
 from pareto_lightning.policy import PreferencePolicy, Rollout
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PAPER_EVAL_WEIGHTS",
+    "CrashCheckpoint",
     "DirichletPreferenceSampler",
     "GRPOModule",
     "HFPrompts",

@@ -10,7 +10,10 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from typing import Any
+
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from pareto_lightning.algorithms import PreferenceAlignmentModule
 from pareto_lightning.callbacks import ParetoEvaluation
@@ -47,7 +50,45 @@ class ParetoCLI(LightningCLI):
                     kwargs.setdefault("key", f"data.init_args.{field}")
                 cls(**kwargs).check()
 
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> Any:
+        """Add the run-safety defaults: a checkpoint when ``fit`` fails, and a progress bar that counts steps."""
+        from lightning.pytorch.callbacks import ProgressBar
+        from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+        from pareto_lightning.callbacks import CrashCheckpoint
+        from pareto_lightning.callbacks.progress import StepProgressBar
+
+        given = list(config.get("callbacks") or []) + list(callbacks)
+        extra = []
+        checkpointing = config.get("enable_checkpointing") is not False and not config.get("fast_dev_run")
+        if (
+            self.subcommand == "fit"
+            and checkpointing
+            and not any(isinstance(c, CrashCheckpoint) for c in given)
+        ):
+            extra.append(CrashCheckpoint())
+        if config.get("enable_progress_bar") is not False and _RICH_AVAILABLE:
+            if not any(isinstance(c, ProgressBar) for c in given):
+                extra.append(StepProgressBar())
+        return super()._instantiate_trainer(config, [*callbacks, *extra])
+
+    def _warn_without_checkpoint(self) -> None:
+        config = self.config[self.subcommand]
+        if config.get("ckpt_path") is None:
+            rank_zero_warn(
+                f"`{self.subcommand}` without `--ckpt_path` evaluates the weights the config builds (for the "
+                "recipes: the untrained base policy), not a trained one; pass `--ckpt_path <file>.ckpt` (e.g. "
+                "lightning_logs/version_<n>/checkpoints/last.ckpt) unless this is what you want."
+            )
+
+    def before_validate(self) -> None:
+        self._warn_without_checkpoint()
+
+    def before_test(self) -> None:
+        self._warn_without_checkpoint()
+
     def before_predict(self) -> None:
+        self._warn_without_checkpoint()
         # `predict` sweeps the data module's prompts over its preferences; write the results unless the config
         # already names a writer.
         from pareto_lightning.callbacks import JSONLPredictionWriter
@@ -75,12 +116,16 @@ class ParetoCLI(LightningCLI):
         summary = getattr(evaluation, "last_summary", None)
         if summary is not None:
             print(f"Step {trainer.global_step}: {headline(summary['scalars'])}")
+        files = [f for f in _RESULT_FILES if os.path.exists(os.path.join(log_dir, f))]
         print(
-            f"Results in {log_dir}: frontier.csv, pareto_front.png, samples.jsonl, checkpoints/; "
+            f"Results in {log_dir}: {', '.join(files) or 'TensorBoard logs'}; "
             f"view with `tensorboard --logdir {os.path.dirname(log_dir)}`."
         )
 
 
+_RESULT_FILES = ("summary.json", "frontier.csv", "pareto_front.png", "samples.jsonl", "predictions.jsonl",
+                 "checkpoints/")  # fmt: skip
+"""What a run may leave in its log folder; the last line lists those that exist."""
 _NAMES_KEY = "model.init_args.policy.init_args.objective_names"
 _K_KEY = "data.init_args.num_objectives"
 
@@ -147,8 +192,10 @@ def own_error(error: BaseException) -> BaseException | None:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         frames = traceback.extract_tb(error.__traceback__)
-        if isinstance(error, (ValueError, TypeError, OSError)) and frames and (
-            os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR)
+        if (
+            isinstance(error, (ValueError, TypeError, OSError))
+            and frames
+            and (os.path.abspath(frames[-1].filename).startswith(_PACKAGE_DIR))
         ):
             found = error
         error = error.__cause__ or error.__context__

@@ -254,6 +254,46 @@ class PreferencePolicy(nn.Module):
             for p, w in zip(prompts, weights, strict=True)
         ]  # fmt: skip
 
+    def _check_length(self, num_tokens: int, what: str) -> None:
+        if self.max_prompt_length is not None and num_tokens > self.max_prompt_length:
+            raise ValueError(
+                f"{what} has {num_tokens} tokens, more than `model.init_args.policy.init_args.max_prompt_length`="
+                f"{self.max_prompt_length}; shorten the prompts (`data.init_args.max_prompt_chars`) or raise the "
+                "limit."
+            )
+
+    def check_prompt_lengths(self, prompts: Sequence[str], weights: Tensor, key: str) -> None:
+        """Refuse, before any training step, a prompt that is too long under one of ``weights``.
+
+        Every (prompt, weight) pair is written and tokenized as generation would write it, so the check holds
+        whatever digits and names a weight adds. Nothing to do without ``max_prompt_length``.
+
+        Args:
+            prompts: the prompts (for example the evaluation prompts).
+            weights: ``[M, K]`` the preferences they are used with.
+            key: the config key of the prompts, quoted in the error.
+
+        Example:
+            >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
+            >>> policy = PreferencePolicy(LexiconLM(), LexiconTokenizer(), max_prompt_length=12)
+            >>> policy.check_prompt_lengths(["write a note about the river"], torch.tensor([[0.7, 0.3]]),
+            ...                             key="data.init_args.eval_prompts")
+            Traceback (most recent call last):
+            ...
+            ValueError: the longest prompt of `data.init_args.eval_prompts` under its preferences (...) has 23 tokens, ...
+        """
+        if self.max_prompt_length is None or not len(prompts):
+            return
+        pairs = [(p, w) for w in weights for p in prompts]
+        texts = self.conditioned_prompts([p for p, _ in pairs], torch.stack([w for _, w in pairs]))
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        worst = max(range(len(lengths)), key=lengths.__getitem__)
+        w = ", ".join(f"{x:.{self.weight_decimals}f}" for x in pairs[worst][1].tolist())
+        self._check_length(
+            lengths[worst],
+            f"the longest prompt of `{key}` under its preferences ({pairs[worst][0][:40]!r} at w=({w}))",
+        )
+
     @property
     def is_sharded(self) -> bool:
         from torch.distributed.tensor import DTensor
@@ -280,12 +320,7 @@ class PreferencePolicy(nn.Module):
         texts = self.conditioned_prompts(prompts, weights)
         device = next(self.model.parameters()).device
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        if self.max_prompt_length is not None and enc["input_ids"].shape[1] > self.max_prompt_length:
-            raise ValueError(
-                f"a conditioned prompt has {enc['input_ids'].shape[1]} tokens, more than "
-                f"`policy.init_args.max_prompt_length`={self.max_prompt_length}; shorten the prompts "
-                "(data.init_args.max_prompt_chars) or raise the limit."
-            )
+        self._check_length(enc["input_ids"].shape[1], "a conditioned prompt")
         prompt_ids = enc["input_ids"].repeat_interleave(num_generations, 0)  # [N, P]
         prompt_mask = enc["attention_mask"].repeat_interleave(num_generations, 0)  # [N, P]
         was_training = self.model.training

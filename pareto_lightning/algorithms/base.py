@@ -38,6 +38,10 @@ class PreferenceAlignmentModule(pl.LightningModule):
         sample_log_every_n_steps: write sample completions with their ``w`` to TensorBoard this often (0: never).
         eval_num_generations: sampled completions per (prompt, w) in the evaluation sweep.
         eval_seed: seed of the evaluation sampling (evaluations are reproducible).
+        train_seed: seed of the training rollouts' sampling; each step samples from its own seed, derived from
+            this one, the step and the rank, so a resumed run (from any checkpoint, including one written when a
+            run failed mid-step) samples exactly what an uninterrupted run would. None takes the global seed
+            (``seed_everything``) when fitting starts; it is kept in the checkpoint.
     """
 
     uses_reference: bool = True
@@ -56,6 +60,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         sample_log_every_n_steps: int = 50,
         eval_num_generations: int = 1,
         eval_seed: int = 1234,
+        train_seed: int | None = None,
     ) -> None:
         super().__init__()
         problems = []
@@ -77,7 +82,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
             )
         if problems:
             raise ValueError(f"invalid {type(self).__name__} configuration:\n  " + "\n  ".join(problems))
-        reward.match_objectives(policy.objective_names, key="model.init_args.policy.init_args.objective_names")
+        reward.match_objectives(
+            policy.objective_names, key="model.init_args.policy.init_args.objective_names"
+        )
         scalarizer.check_num_objectives(policy.num_objectives)
         self.policy, self.reward, self.scalarizer = policy, reward, scalarizer
         self.num_generations, self.beta = num_generations, beta
@@ -85,6 +92,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.warmup_steps, self.min_lr_ratio = warmup_steps, min_lr_ratio
         self.sample_log_every_n_steps = sample_log_every_n_steps
         self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
+        self.train_seed = train_seed
+        self.checkpoint_step: int | None = None  # the global_step of the checkpoint loaded, if any
         # Rewards are frozen and never seen by the optimizer. The reward models are rebuilt from their own names
         # whenever the module is built, so checkpoints leave them out (the normalizer's statistics are kept; the
         # frozen reference lives outside the state dict for the same reason).
@@ -97,8 +106,16 @@ class PreferenceAlignmentModule(pl.LightningModule):
 
     # ---------------------------------------------------------------------------------------------- lifecycle
     def setup(self, stage: str) -> None:
+        if self.train_seed is None:
+            self.train_seed = torch.initial_seed() % 2**31
         if stage == "fit" and self.beta > 0 and self.uses_reference:
             self.policy.create_reference()
+        # Every evaluation prompt under every evaluation weight fits, checked now rather than at the first
+        # evaluation after hours of training (the data module is set up before the module).
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        prompts, weights = getattr(dm, "eval_prompts", None), getattr(dm, "eval_weights", None)
+        if prompts and weights is not None:
+            self.policy.check_prompt_lengths(prompts, weights, key="data.init_args.eval_prompts")
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy`` (FSDP2): shard the policy (and the frozen reference) per decoder layer.
@@ -126,7 +143,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
         from pareto_lightning.callbacks.meta_loop import MetaLoop
 
         trainer = self._trainer
-        loops = [c.settings for c in (trainer.callbacks if trainer is not None else []) if isinstance(c, MetaLoop)]
+        loops = [
+            c.settings for c in (trainer.callbacks if trainer is not None else []) if isinstance(c, MetaLoop)
+        ]
         return {
             "module": type(self).__name__,
             "scalarizer": repr(self.scalarizer),
@@ -136,8 +155,12 @@ class PreferenceAlignmentModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RUN_SIGNATURE_KEY] = self.run_signature()
+        checkpoint["pareto_lightning_train_seed"] = self.train_seed
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.checkpoint_step = int(checkpoint.get("global_step", 0))
+        if checkpoint.get("pareto_lightning_train_seed") is not None:
+            self.train_seed = int(checkpoint["pareto_lightning_train_seed"])
         # Only resuming training is refused: evaluating a checkpoint under another recipe is legitimate.
         if self._trainer is None or self.trainer.state.fn != "fit":
             return
@@ -160,8 +183,18 @@ class PreferenceAlignmentModule(pl.LightningModule):
         raw, normalized = self.reward(rollout.prompts, rollout.completions)  # [N, K] each
         return rollout, raw.to(self.device), normalized.to(self.device)
 
+    def _step_seed(self, batch_idx: int) -> int:
+        # One seed per (step, micro-batch, rank): sampling never depends on what consumed the global RNG before.
+        micro = batch_idx % max(1, self.trainer.accumulate_grad_batches)
+        return (
+            int(self.train_seed or 0) + 1_000_003 * self.global_step + 7919 * micro + self.global_rank
+        ) % 2**63
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        rollout, raw, normalized = self.rollout(batch, self.num_generations)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._step_seed(batch_idx))
+            rollout, raw, normalized = self.rollout(batch, self.num_generations)
         utilities = self.scalarizer(normalized, rollout.weights.to(normalized))  # [N]
         loss, stats = self.compute_loss(rollout, utilities)
         lengths = rollout.completion_mask.sum(-1).float()  # [N]

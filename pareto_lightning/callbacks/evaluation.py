@@ -158,8 +158,16 @@ class ParetoEvaluation(Callback):
     on_test_epoch_end = on_validation_epoch_end
 
     # ---------------------------------------------------------------------------------------------- outputs
+    @staticmethod
+    def evaluated_step(trainer: pl.Trainer, pl_module: pl.LightningModule) -> int:
+        """The training step of the weights evaluated: ``validate``/``test`` of a checkpoint report its step
+        (their ``trainer.global_step`` restarts at 0)."""
+        loaded = getattr(pl_module, "checkpoint_step", None)
+        return trainer.global_step if trainer.state.fn == "fit" or loaded is None else loaded
+
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log_dir: str) -> None:
         s = self.last_summary
+        step = self.evaluated_step(trainer, pl_module)
         os.makedirs(os.path.join(log_dir, "evaluations"), exist_ok=True)
         k = s["weights"].shape[1]
         points = s[self.front_from]
@@ -170,12 +178,12 @@ class ParetoEvaluation(Callback):
                                    strict=True)
         ]  # fmt: skip
         for path in (os.path.join(log_dir, "frontier.csv"),
-                     os.path.join(log_dir, "evaluations", f"step_{trainer.global_step:06d}.csv")):  # fmt: skip
+                     os.path.join(log_dir, "evaluations", f"step_{step:06d}.csv")):  # fmt: skip
             with open(path, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(header)
                 writer.writerows(rows)
-        summary = {"step": trainer.global_step}
+        summary = {"step": step}
         summary.update({f"val/{k}": v for k, v in s["scalars"].items()})
         summary.update({f"val_{self._other}/{k}": v for k, v in s["side_scalars"].items()})
         with open(os.path.join(log_dir, "summary.json"), "w") as fh:
@@ -186,17 +194,17 @@ class ParetoEvaluation(Callback):
         names = tuple(getattr(pl_module.policy, "objective_names", ("r_1", "r_2"))[:2])
         exact = self.task.exact_front() if self.task is not None else None
         sc = s["scalars"]
-        title = f"step {trainer.global_step}: PU {sc['pu']:.3f}, HV {sc['hypervolume']:.3f}"
+        title = f"step {step}: PU {sc['pu']:.3f}, HV {sc['hypervolume']:.3f}"
         fig = pareto_figure(s["weights"], s["greedy"], s["sampled"], exact, names, title)
         fig.savefig(os.path.join(log_dir, "pareto_front.png"))
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_figure"):
-            experiment.add_figure("val/pareto_front", fig, trainer.global_step)
+            experiment.add_figure("val/pareto_front", fig, step)
             table = ["| w | prompt | completion | rewards |", "|---|---|---|---|"]
             step = max(1, len(self._samples) // max(1, self.num_logged_samples))
             for row in self._samples[::step][: self.num_logged_samples]:
                 table.append(f"| {row['w']} | {row['prompt']} | {row['completion']} | {row['rewards']} |")
-            experiment.add_text("val/samples", "\n".join(table), trainer.global_step)
+            experiment.add_text("val/samples", "\n".join(table), step)
         import matplotlib.pyplot as plt
 
         plt.close(fig)

@@ -223,18 +223,25 @@ class MetaLoop(Callback):
                 f"{self.inner_steps} (both count the optimizer steps spent on one preference); set one of "
                 "them to the other's value."
             )
-        if self.total_meta_steps is not None:
-            return
         per_iteration = self.inner_steps * self.tasks_per_meta_step
         derived = trainer.max_steps // per_iteration if trainer.max_steps > 0 else 0
-        if derived < 1 and self.meta_lr_schedule == "linear":
+        if self.total_meta_steps is None:
+            if derived < 1 and self.meta_lr_schedule == "linear":
+                raise ValueError(
+                    "the linear meta_lr schedule needs T: `MetaLoop.total_meta_steps` is null and "
+                    f"`trainer.max_steps`={trainer.max_steps} does not cover one meta-iteration of "
+                    f"{per_iteration} optimizer steps; set `MetaLoop.total_meta_steps` or a larger "
+                    "`trainer.max_steps`."
+                )
+            self._total = derived if derived >= 1 else None
+        if trainer.max_steps > 0 and trainer.max_steps % per_iteration:
+            lower = trainer.max_steps - trainer.max_steps % per_iteration
             raise ValueError(
-                "the linear meta_lr schedule needs T: `MetaLoop.total_meta_steps` is null and "
-                f"`trainer.max_steps`={trainer.max_steps} does not cover one meta-iteration of "
-                f"{per_iteration} optimizer steps; set `MetaLoop.total_meta_steps` or a larger "
-                "`trainer.max_steps`."
+                f"`trainer.max_steps`={trainer.max_steps} is not a multiple of `inner_steps * "
+                f"tasks_per_meta_step` = {per_iteration} (the MetaLoop in trainer.callbacks): the run would end "
+                "inside a meta-iteration, on weights adapted to one preference instead of the meta-parameters; "
+                f"use {lower or per_iteration}" + (f" or {lower + per_iteration}." if lower else ".")
             )
-        self._total = derived if derived >= 1 else None
 
     # --------------------------------------------------------------------------------------------- the loop
     def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:

@@ -33,7 +33,8 @@ def pareto_figure(
         ax.plot(front[:, 0], front[:, 1], "-", color="0.7", lw=1.5, label="exact front", zorder=1)
     colour = weights[:, 0].double().numpy()
     if sampled is not None:
-        ax.scatter(sampled[:, 0], sampled[:, 1], c=colour, cmap="viridis", vmin=0, vmax=1, marker="o",
+        # Hollow markers: the colour goes on the edges (``c`` would override ``facecolors="none"``).
+        ax.scatter(sampled[:, 0], sampled[:, 1], edgecolors=plt.get_cmap("viridis")(colour), marker="o",
                    facecolors="none", s=28, alpha=0.6, label="sampled mean", zorder=2)  # fmt: skip
     sc = ax.scatter(greedy[:, 0], greedy[:, 1], c=colour, cmap="viridis", vmin=0, vmax=1, marker="x", s=40,
                     label="greedy", zorder=3)  # fmt: skip

@@ -169,6 +169,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._cursor = 0
         self._held: Tensor | None = None  # the preference of the current task
         self._held_left = 0  # batches left under it
+        self._before_draw: dict[str, Any] | None = (
+            None  # the state before the last batch (see rewind_last_batch)
+        )
 
     def _resolve_eval_weights(self, eval_weights: str | list[list[float]], divisions: int) -> Tensor:
         if isinstance(eval_weights, str):
@@ -265,6 +268,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
 
     def next_train_batch(self) -> dict[str, Any]:
         """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``."""
+        self._before_draw = self.state_dict()
         prompts = self._next_prompts()
         if self.per_prompt_preferences:
             weights = self.sampler.sample(len(prompts))  # [B, K]
@@ -280,6 +284,21 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         if isinstance(batch, dict) and batch.get(_TRAIN_TICK):
             return self.next_train_batch()
         return batch
+
+    def rewind_last_batch(self) -> None:
+        """Return to the state before the last drawn batch, so it is drawn again (a step that failed midway).
+
+        Example:
+            >>> from pareto_lightning.data.sources import ListPrompts
+            >>> dm = PreferencePromptDataModule(ListPrompts(["a", "b", "c", "d"]), batch_size=2, num_eval_prompts=1)
+            >>> dm.setup("fit")
+            >>> first = dm.next_train_batch(); dm.rewind_last_batch()
+            >>> dm.next_train_batch()["prompts"] == first["prompts"]
+            True
+        """
+        if self._before_draw is not None:
+            self.load_state_dict(self._before_draw)
+            self._before_draw = None
 
     # ------------------------------------------------------------------------------------------- evaluation
     def _eval_loader(self) -> DataLoader:

@@ -78,8 +78,9 @@ class HFPrompts:
         """Fail fast when the source cannot be found: local files and folders must exist, a Hub name must resolve.
 
         Cheap (no download of the data): the command line calls it before any model is loaded, so a wrong name
-        costs seconds, not the minutes of loading a policy and reward models on every GPU. ``load`` checks the
-        rest (split, column, content).
+        costs seconds, not the minutes of loading a policy and reward models on every GPU. Local files are read
+        in full here (they are on disk already), so a missing column or an empty file fails at this point too;
+        for a Hub dataset ``load`` checks the rest (split, column, content).
 
         Example:
             >>> HFPrompts(data_files="/no/such/prompts.jsonl").check()
@@ -93,6 +94,8 @@ class HFPrompts:
             datasets.load_dataset_builder(self._builder(), self.name, data_files=self.data_files)
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
             raise self._error(err) from err
+        if self.path is None or os.path.isdir(self.path):
+            self.load()
 
     def load(self) -> list[str]:
         import datasets
@@ -100,6 +103,8 @@ class HFPrompts:
         builder = self._builder()
         try:
             ds = datasets.load_dataset(builder, self.name, split=self.split, data_files=self.data_files)
+        except StopIteration as err:  # what `datasets` raises, bare, for a local file with no rows
+            raise ValueError(f"`{self.key}` yielded no prompts: {self.data_files} has no rows.") from err
         except (FileNotFoundError, ConnectionError, OSError, ValueError) as err:
             raise self._error(err) from err
         if self.prompt_column not in ds.column_names:

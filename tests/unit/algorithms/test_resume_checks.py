@@ -48,7 +48,11 @@ def meta_checkpoint(tmp_path_factory):
     ("module", "callbacks", "match"),
     [
         (lambda: _module(MOODPOModule), lambda: [MetaLoop(1, 2)], r"module: the checkpoint has 'GRPOModule'"),
-        (lambda: _module(scalarizer=LinearScalarization()), lambda: [MetaLoop(1, 2)], r"scalarizer: the checkpoint"),
+        (
+            lambda: _module(scalarizer=LinearScalarization()),
+            lambda: [MetaLoop(1, 2)],
+            r"scalarizer: the checkpoint",
+        ),
         (lambda: _module(), lambda: [], r"meta_loop: the checkpoint has \{'inner_steps': 1"),
         (lambda: _module(), lambda: [MetaLoop(1, 2, meta_lr=1.0)], r"'meta_lr': 1.5.*'meta_lr': 1.0"),
     ],

@@ -381,10 +381,24 @@ def test_matching_datamodule_is_accepted(tmp_path):
 
 
 def test_stopping_inside_a_meta_iteration_warns(tmp_path):
+    # max_steps is refused unless a multiple of a meta-iteration; here the data runs out after 5 steps instead.
+    trainer = pl.Trainer(max_steps=-1, max_epochs=1, callbacks=[MetaLoop(inner_steps=2, total_meta_steps=2)],
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
     with pytest.warns(UserWarning, match=r"training stopped inside meta-iteration 1 \(after 0 of 2 tasks"):
-        _trainer(tmp_path, [MetaLoop(inner_steps=2, total_meta_steps=2)], 5).fit(
-            GradModel(_grads(5)), _loader(5)
-        )
+        trainer.fit(GradModel(_grads(5)), _loader(5))
+
+
+@pytest.mark.parametrize(("max_steps", "advice"), [(5, r"use 4 or 8\."), (2, r"use 4\.")])
+def test_max_steps_inside_a_meta_iteration_is_refused_at_setup(tmp_path, max_steps, advice):
+    model = GradModel(_grads(8))
+    with pytest.raises(
+        ValueError, match=rf"`trainer.max_steps`={max_steps} is not a multiple of .* = 4.*{advice}"
+    ):
+        _trainer(tmp_path, [MetaLoop(inner_steps=2, total_meta_steps=2)], max_steps).fit(model, _loader(8))
+    assert torch.equal(
+        model.theta.detach(), torch.tensor(THETA_0, dtype=torch.float64)
+    )  # refused before step 1
 
 
 def _mid_iteration_state() -> dict:

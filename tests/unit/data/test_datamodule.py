@@ -161,7 +161,7 @@ def test_hf_prompts_errors(tmp_path):
 
 def test_hf_prompts_check_finds_missing_sources_without_loading(tmp_path):
     present = tmp_path / "p.jsonl"
-    present.write_text(json.dumps({"text": "a"}) + "\n")  # wrong column: only `load` looks inside
+    present.write_text(json.dumps({"prompt": "a"}) + "\n")
     HFPrompts(data_files=str(present)).check()
     HFPrompts(str(tmp_path)).check()  # an existing folder
     with pytest.raises(
@@ -181,6 +181,25 @@ def test_hf_prompts_check_finds_missing_sources_without_loading(tmp_path):
     dm = PreferencePromptDataModule(PROMPTS, HFPrompts(str(tmp_path / "no_such_dataset")))
     with pytest.raises(OSError, match=r"\(`data.init_args.eval_prompts`\)"):
         dm.setup("fit")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("", r"`data.init_args.train_prompts` yielded no prompts: .*empty.jsonl.* has no rows"),
+        (
+            json.dumps({"text": "a"}) + "\n",
+            r"`data.init_args.train_prompts.init_args.prompt_column`='prompt' is not",
+        ),
+    ],
+)
+def test_hf_prompts_check_reads_local_files(tmp_path, content, match):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        HFPrompts(data_files=str(path)).check()
+    with pytest.raises(ValueError, match=match.replace(".*empty.jsonl.*", ".*")):
+        HFPrompts(str(tmp_path)).check()  # the folder holding it
 
 
 @pytest.mark.parametrize(

@@ -202,14 +202,22 @@ def _zeros(prompts, completions):
 @pytest.mark.parametrize(
     ("reward_names", "match"),
     [
-        (["harmlessness", "helpfulness"], r"(?s)the reward names \['harmlessness', 'helpfulness'\].*another order"),
-        (["helpful", "harmless"], r"(?s)model.init_args.reward.init_args.names.*policy.init_args.objective_names"),
+        (
+            ["harmlessness", "helpfulness"],
+            r"(?s)the reward names \['harmlessness', 'helpfulness'\].*another order",
+        ),
+        (
+            ["helpful", "harmless"],
+            r"(?s)model.init_args.reward.init_args.names.*policy.init_args.objective_names",
+        ),
     ],
 )
 def test_reward_names_must_match_the_policy_in_order(reward_names, match):
     reward = MultiObjectiveReward([_zeros, _zeros], names=reward_names)
     with pytest.raises(ValueError, match=match):
-        reward.match_objectives(["helpfulness", "harmlessness"], key="model.init_args.policy.init_args.objective_names")
+        reward.match_objectives(
+            ["helpfulness", "harmlessness"], key="model.init_args.policy.init_args.objective_names"
+        )
 
 
 def test_reward_without_names_adopts_the_policy_names():

@@ -1,0 +1,100 @@
+"""The command line refuses bad input before any work, says so in one message, and keeps a failed run's work."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pareto_lightning import CrashCheckpoint
+from pareto_lightning.callbacks.progress import StepProgressBar
+from pareto_lightning.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECIPE = os.path.join(ROOT, "recipes", "weighted_meta.yaml")
+TINY = [
+    "--model.init_args.policy.init_args.model.init_args.steps=3", "--trainer.max_steps=8",
+    "--trainer.val_check_interval=8", "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=1",
+    "--data.init_args.eval_weights=[[1,0],[0.5,0.5]]", "--data.init_args.batch_size=2",
+    "--model.init_args.num_generations=2", "--model.init_args.eval_num_generations=1",
+]  # fmt: skip
+
+
+def _cli(tmp_path, *args, subcommand="fit"):
+    return main([subcommand, "--config", RECIPE, *TINY, f"--trainer.default_root_dir={tmp_path}", *args])
+
+
+def test_conflicting_num_objectives_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--data.init_args.num_objectives=3")
+
+
+def test_config_error_is_one_message(tmp_path):
+    cmd = [sys.executable, os.path.join(ROOT, "recipes", "train.py"), "fit", "--config", RECIPE,
+           "--model.init_args.beta=-1"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("Seed set")]
+    assert lines[0] == "error: invalid GRPOModule configuration:", out.stderr
+    assert lines[1].strip() == "`model.init_args.beta` must be >= 0; got -1.0."
+    assert len(lines) == 3 and "PARETO_LIGHTNING_TRACEBACK=1" in lines[2]
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PARETO_LIGHTNING_TRACEBACK": "1"})  # fmt: skip
+    assert "Traceback (most recent call last)" in full.stderr
+
+
+def test_missing_prompt_column_fails_before_any_model_loads(tmp_path, capsys):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"text": "write a note"}) + "\n")
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--data.init_args.train_prompts=pareto_lightning.HFPrompts",
+             f"--data.init_args.train_prompts.init_args.data_files={data}",
+             "--model.init_args.policy.init_args.model=/no/such/model")  # fmt: skip
+    assert (
+        "`data.init_args.train_prompts.init_args.prompt_column`='prompt' is not a column"
+        in capsys.readouterr().err
+    )
+
+
+def test_eval_prompt_too_long_is_refused_before_training(tmp_path, capsys):
+    # Training prompts fit (10 tokens + the preference line); the evaluation prompts are longer.
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--model.init_args.policy.init_args.max_prompt_length=24",
+             "--data.init_args.eval_prompts=pareto_lightning.ListPrompts",
+             "--data.init_args.eval_prompts.init_args.prompts=[write a short note about the river and the city "
+             "and the garden and the school]")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "the longest prompt of `data.init_args.eval_prompts`" in err and "max_prompt_length`=24" in err
+    assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err  # not one step trained
+
+
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+def test_fit_has_a_crash_checkpoint_and_validate_reports_the_checkpoint_step(tmp_path, capsys):
+    cli = _cli(tmp_path)
+    assert sum(isinstance(c, CrashCheckpoint) for c in cli.trainer.callbacks) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("Results in") and "summary.json" in last and "checkpoints/" in last
+    ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    with pytest.warns(
+        UserWarning, match=r"`validate` without `--ckpt_path` evaluates the weights the config"
+    ):
+        _cli(tmp_path, subcommand="validate")
+    _cli(tmp_path, f"--ckpt_path={ckpt}", subcommand="validate")
+    log_dir = tmp_path / "lightning_logs" / "version_2"
+    assert json.loads((log_dir / "summary.json").read_text())["step"] == 8
+    assert (log_dir / "evaluations" / "step_000008.csv").is_file()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "summary.json" in last and "checkpoints/" not in last  # validate writes no checkpoint
+
+
+def test_progress_bar_counts_steps():
+    from pareto_lightning.algorithms import PreferenceAlignmentModule
+    from pareto_lightning.cli import ParetoCLI
+    from pareto_lightning.data import PreferencePromptDataModule
+
+    cli = ParetoCLI(PreferenceAlignmentModule, PreferencePromptDataModule, subclass_mode_model=True,
+                    subclass_mode_data=True, run=False, args=["--config", RECIPE, *TINY[:1]])  # fmt: skip
+    bars = [c for c in cli.trainer.callbacks if isinstance(c, StepProgressBar)]
+    assert len(bars) == 1 and bars[0]._get_train_description(0).strip() == "Training"
