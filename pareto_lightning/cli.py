@@ -9,7 +9,6 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -186,7 +185,7 @@ def own_error(error: BaseException) -> BaseException | None:
         ...         raise ValueError("Does not validate against any of the Union subtypes") from inner
         ... except ValueError as outer:
         ...     print(own_error(outer))
-        `data.init_args.eval_weights` must lie on the simplex: 2 entries, each >= 0, summing to 1 (within 1e-06); got [0.9, 0.3].
+        `data.init_args.eval_weights` must lie on the simplex: 2 entries, each >= 0, summing to 1 (within 1e-06); ...
     """
     found, seen = None, set()
     while error is not None and id(error) not in seen:

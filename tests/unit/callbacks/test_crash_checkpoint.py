@@ -4,8 +4,15 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from pareto_lightning import CrashCheckpoint, GRPOModule, ListPrompts, MetaLoop, PreferencePromptDataModule
-from pareto_lightning import MultiObjectiveReward, SmoothTchebycheff
+from pareto_lightning import (
+    CrashCheckpoint,
+    GRPOModule,
+    ListPrompts,
+    MetaLoop,
+    MultiObjectiveReward,
+    PreferencePromptDataModule,
+    SmoothTchebycheff,
+)
 from pareto_lightning.tasks import LexiconReward, LexiconTask
 
 PROMPTS = ListPrompts(["write a note about the river", "describe the city", "hi", "write about the sea"] * 2)
