@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -84,3 +85,32 @@ def resume_problems(saved: Mapping[str, Any] | None, current: Mapping[str, Any])
         for key in current
         if saved.get(key) != current[key]
     ]
+
+
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; a legacy pickle
+
+
+def check_checkpoint_path(path: str | None) -> None:
+    """Refuse a ``--ckpt_path`` that is missing or is not a checkpoint, before any model is built or loaded.
+
+    Lightning's aliases (``last``, ``best``, ...) and folders (distributed checkpoints) are left to Lightning.
+
+    Example:
+        >>> import tempfile
+        >>> notes = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False); _ = notes.write("hello")
+        >>> notes.close(); check_checkpoint_path(notes.name)
+        Traceback (most recent call last):
+        ...
+        ValueError: `--ckpt_path` .../tmp....txt is not a checkpoint ...
+    """
+    if path is None or str(path) in ("last", "best", "hpc", "registry") or os.path.isdir(path):
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`--ckpt_path` {path} does not exist.")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head.startswith(_CHECKPOINT_MAGIC):
+        raise ValueError(
+            f"`--ckpt_path` {path} is not a checkpoint (a .ckpt file that Lightning or torch.save wrote, or a "
+            "distributed checkpoint folder); the runs' checkpoints are in lightning_logs/version_<n>/checkpoints/."
+        )

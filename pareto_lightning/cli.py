@@ -16,6 +16,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from pareto_lightning.algorithms import PreferenceAlignmentModule
 from pareto_lightning.callbacks import ParetoEvaluation
+from pareto_lightning.checkpointing import check_checkpoint_path
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
 
@@ -30,6 +31,13 @@ class ParetoCLI(LightningCLI):
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
     before the models load.
     """
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyperparameters here, right after parsing: check the file first.
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint_path(self.config[subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from pareto_lightning.conditioning import DEFAULT_PLAIN_TEMPLATE, DEFAULT_TEMPLATE, conditioned_prompt
+from pareto_lightning.loading import check_pretrained_source
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.sharding import unsharded
@@ -36,6 +37,21 @@ class Rollout:
 
     def __len__(self) -> int:
         return len(self.completions)
+
+    def select_groups(self, keep: Tensor) -> Rollout:
+        """The rollout of the groups where ``keep [B]`` is True (rows of a group stay together)."""
+        rows = keep.to(self.weights.device).repeat_interleave(self.group_size)  # [N]
+        index = rows.nonzero().squeeze(-1).tolist()
+        return Rollout(
+            prompts=[self.prompts[i] for i in index],
+            prompt_ids=self.prompt_ids[rows.to(self.prompt_ids.device)],
+            prompt_mask=self.prompt_mask[rows.to(self.prompt_mask.device)],
+            completion_ids=self.completion_ids[rows.to(self.completion_ids.device)],
+            completion_mask=self.completion_mask[rows.to(self.completion_mask.device)],
+            completions=[self.completions[i] for i in index],
+            weights=self.weights[rows],
+            group_size=self.group_size,
+        )
 
 
 def load_error(what: str, name: str, key: str, err: Exception) -> OSError:
@@ -171,6 +187,7 @@ class PreferencePolicy(nn.Module):
                     f"`policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}."
                 )
             return model
+        check_pretrained_source(model, "model.init_args.policy.init_args.model", "policy model")
         kwargs = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
             kwargs["dtype"] = _DTYPES[dtype]
@@ -217,6 +234,7 @@ class PreferencePolicy(nn.Module):
                 )
             tokenizer = model
         if isinstance(tokenizer, str):
+            check_pretrained_source(tokenizer, "model.init_args.policy.init_args.tokenizer", "tokenizer")
             try:
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
             except (OSError, ValueError) as err:
@@ -314,6 +332,8 @@ class PreferencePolicy(nn.Module):
         """
         if len(prompts) == 0:
             raise ValueError("`prompts` is empty: a batch needs at least one prompt.")
+        if isinstance(num_generations, bool) or not isinstance(num_generations, int) or num_generations < 1:
+            raise ValueError(f"`num_generations` must be an integer >= 1; got {num_generations!r}.")
         weights = validate_preference(weights, self.num_objectives, key="weights")
         if weights.dim() != 2 or weights.shape[0] != len(prompts):
             raise ValueError(f"`weights` must be [B={len(prompts)}, K]; got {tuple(weights.shape)}.")

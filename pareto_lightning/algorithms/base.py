@@ -6,7 +6,7 @@ Subclasses implement only ``compute_loss`` (the algorithm); the maths lives in :
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -16,6 +16,7 @@ from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_check
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.rewards import MultiObjectiveReward
+from pareto_lightning.rewards.functional import finite_groups
 from pareto_lightning.scalarization import Scalarizer
 from pareto_lightning.sharding import is_fsdp, mixed_precision_policy, shard_causal_lm
 
@@ -38,6 +39,11 @@ class PreferenceAlignmentModule(pl.LightningModule):
         sample_log_every_n_steps: write sample completions with their ``w`` to TensorBoard this often (0: never).
         eval_num_generations: sampled completions per (prompt, w) in the evaluation sweep.
         eval_seed: seed of the evaluation sampling (evaluations are reproducible).
+        nan_policy: what a training step does with a NaN/inf reward. ``"raise"`` (default) stops the run,
+            naming the objective (the failed-run checkpoint keeps the work). ``"skip_group"`` drops every group
+            with a non-finite reward from the step (the normalizer never sees them), logs the count as
+            ``train/skipped_groups``, and still fails when a step (on any rank) keeps no group. The evaluation
+            sweep always raises.
         train_seed: seed of the training rollouts' sampling; each step samples from its own seed, derived from
             this one, the step and the rank, so a resumed run (from any checkpoint, including one written when a
             run failed mid-step) samples exactly what an uninterrupted run would. None takes the global seed
@@ -60,6 +66,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         sample_log_every_n_steps: int = 50,
         eval_num_generations: int = 1,
         eval_seed: int = 1234,
+        nan_policy: Literal["raise", "skip_group"] = "raise",
         train_seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -80,6 +87,10 @@ class PreferenceAlignmentModule(pl.LightningModule):
             problems.append(
                 f"`model.init_args.eval_num_generations` must be >= 1; got {eval_num_generations}."
             )
+        if nan_policy not in ("raise", "skip_group"):
+            problems.append(
+                f"`model.init_args.nan_policy` must be 'raise' or 'skip_group'; got {nan_policy!r}."
+            )
         if problems:
             raise ValueError(f"invalid {type(self).__name__} configuration:\n  " + "\n  ".join(problems))
         reward.match_objectives(
@@ -92,7 +103,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.warmup_steps, self.min_lr_ratio = warmup_steps, min_lr_ratio
         self.sample_log_every_n_steps = sample_log_every_n_steps
         self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
-        self.train_seed = train_seed
+        self.train_seed, self.nan_policy = train_seed, nan_policy
         self.checkpoint_step: int | None = None  # the global_step of the checkpoint loaded, if any
         # Rewards are frozen and never seen by the optimizer. The reward models are rebuilt from their own names
         # whenever the module is built, so checkpoints leave them out (the normalizer's statistics are kept; the
@@ -174,14 +185,33 @@ class PreferenceAlignmentModule(pl.LightningModule):
 
     # ------------------------------------------------------------------------------------------------ rollout
     def rollout(
-        self, batch: dict[str, Any], num_generations: int, do_sample: bool = True
+        self,
+        batch: dict[str, Any],
+        num_generations: int,
+        do_sample: bool = True,
+        keep_nonfinite: bool = False,
     ) -> tuple[Rollout, Tensor, Tensor]:
         """Generate, score and normalize: returns the rollout, raw rewards ``[N, K]`` and normalized ``[N, K]``."""
         prompts = list(batch["prompts"])
         weights = validate_preference(batch["weights"], self.num_objectives, key="batch['weights']")
         rollout = self.policy.generate(prompts, weights, num_generations, do_sample=do_sample)
-        raw, normalized = self.reward(rollout.prompts, rollout.completions)  # [N, K] each
+        raw, normalized = self.reward(rollout.prompts, rollout.completions, keep_nonfinite)  # [N, K] each
         return rollout, raw.to(self.device), normalized.to(self.device)
+
+    def _drop_nonfinite_groups(
+        self, rollout: Rollout, raw: Tensor, normalized: Tensor
+    ) -> tuple[Rollout, Tensor, Tensor, int]:
+        keep = finite_groups(raw, rollout.group_size)  # [B]
+        skipped = int((~keep).sum())
+        if skipped == 0:
+            return rollout, raw, normalized, 0
+        if skipped == len(keep):
+            raise ValueError(
+                f"every group of step {self.global_step} has a NaN/inf reward, so `model.init_args.nan_policy: "
+                "skip_group` leaves nothing to train on; fix the reward function or its inputs."
+            )
+        rows = keep.repeat_interleave(rollout.group_size)  # [N]
+        return rollout.select_groups(keep), raw[rows], normalized[rows], skipped
 
     def _step_seed(self, batch_idx: int) -> int:
         # One seed per (step, micro-batch, rank): sampling never depends on what consumed the global RNG before.
@@ -194,7 +224,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._step_seed(batch_idx))
-            rollout, raw, normalized = self.rollout(batch, self.num_generations)
+            skip = self.nan_policy == "skip_group"
+            rollout, raw, normalized = self.rollout(batch, self.num_generations, keep_nonfinite=skip)
+        rollout, raw, normalized, skipped = self._drop_nonfinite_groups(rollout, raw, normalized)
         utilities = self.scalarizer(normalized, rollout.weights.to(normalized))  # [N]
         loss, stats = self.compute_loss(rollout, utilities)
         lengths = rollout.completion_mask.sum(-1).float()  # [N]
@@ -207,6 +239,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
             logs[f"train/reward_raw/{name}"] = raw[:, k].mean()
             logs[f"train/reward/{name}"] = normalized[:, k].mean()
         logs.update({f"train/{k}": v for k, v in stats.items()})
+        if self.nan_policy == "skip_group":
+            logs["train/skipped_groups"] = float(skipped)
         self.log_dict(logs, prog_bar=False, batch_size=len(batch["prompts"]))
         self.log("utility", utilities.mean(), prog_bar=True, logger=False, batch_size=len(batch["prompts"]))
         self._maybe_log_samples(rollout, raw)

@@ -58,10 +58,21 @@ class GRPOModule(PreferenceAlignmentModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(policy, reward, scalarizer, num_generations=num_generations, beta=beta, **kwargs)
+        problems = []
         if not epsilon > 0 or (epsilon_high is not None and not epsilon_high > 0):
-            raise ValueError(
+            problems.append(
                 f"`model.init_args.epsilon`/`epsilon_high` must be > 0; got {epsilon}, {epsilon_high}."
             )
+        if advantage_scale not in ("group", "batch", "none"):
+            problems.append(
+                f"`model.init_args.advantage_scale` must be 'group', 'batch' or 'none'; got {advantage_scale!r}."
+            )
+        if aggregation not in ("sequence_mean", "token_mean"):
+            problems.append(
+                f"`model.init_args.aggregation` must be 'sequence_mean' or 'token_mean'; got {aggregation!r}."
+            )
+        if problems:
+            raise ValueError("invalid GRPOModule configuration:\n  " + "\n  ".join(problems))
         self.epsilon, self.epsilon_high = epsilon, epsilon_high
         self.advantage_scale, self.aggregation = advantage_scale, aggregation
 

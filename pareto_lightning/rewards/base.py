@@ -195,12 +195,16 @@ class MultiObjectiveReward(nn.Module):
             module.train(False)
         return self
 
-    def forward(self, prompts: Sequence[str], completions: Sequence[str]) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, prompts: Sequence[str], completions: Sequence[str], keep_nonfinite: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """Score and normalize.
 
         Args:
             prompts: ``N`` prompts (one per completion, repeated for a group).
             completions: ``N`` completions.
+            keep_nonfinite: return rows with a NaN/inf reward instead of raising (their normalized row is NaN
+                and the normalizer never sees them); at least one row must be finite.
 
         Returns:
             ``(raw, normalized)``, both float32 ``[N, K]`` on this module's device (that of its buffers or
@@ -221,8 +225,15 @@ class MultiObjectiveReward(nn.Module):
                 columns.append(self._to_column(fn(prompts, completions), n, k, fn))  # [N]
         device = next(itertools.chain(self.buffers(), self.parameters()), columns[0]).device
         raw = torch.stack([c.to(device) for c in columns], dim=1)  # [N, K]
-        check_finite_rewards(raw, self._names, where="rewards")
-        normalized = raw if self.normalizer is None else self.normalizer(raw, self._names)  # [N, K]
+        finite = torch.isfinite(raw).all(-1)  # [N]
+        if not keep_nonfinite or not finite.any():
+            check_finite_rewards(raw, self._names, where="rewards")
+        if self.normalizer is None:
+            return raw, raw
+        if finite.all():
+            return raw, self.normalizer(raw, self._names)
+        normalized = torch.full_like(raw, float("nan"))  # [N, K]
+        normalized[finite] = self.normalizer(raw[finite], self._names)
         return raw, normalized
 
     def _to_column(self, out: Any, n: int, k: int, fn: Any) -> Tensor:

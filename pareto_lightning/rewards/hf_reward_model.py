@@ -21,6 +21,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from pareto_lightning.loading import check_pretrained_source
+
 DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
 """The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
 
@@ -132,6 +134,7 @@ class HFRewardModel(nn.Module):
                 model = model.to(torch_dtype)
         else:
             self.name_or_path = str(name_or_path)
+            check_pretrained_source(self.name_or_path, f"{_KEY}.name_or_path", "reward model")
             try:
                 model = AutoModelForSequenceClassification.from_pretrained(
                     self.name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -98,3 +99,34 @@ def test_progress_bar_counts_steps():
                     subclass_mode_data=True, run=False, args=["--config", RECIPE, *TINY[:1]])  # fmt: skip
     bars = [c for c in cli.trainer.callbacks if isinstance(c, StepProgressBar)]
     assert len(bars) == 1 and bars[0]._get_train_description(0).strip() == "Training"
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda d: (d / "notes.txt").write_text("not a checkpoint"), r"notes.txt is not a checkpoint"),
+        (lambda d: None, r"does not exist"),
+    ],
+)
+def test_bad_ckpt_path_is_refused_before_models_build(tmp_path, capsys, make, match):
+    make(tmp_path)
+    with pytest.raises(SystemExit):
+        _cli(
+            tmp_path,
+            f"--ckpt_path={tmp_path / 'notes.txt'}",
+            "--model.init_args.policy.init_args.model=/no/such",
+        )
+    err = capsys.readouterr().err
+    assert re.search(r"`--ckpt_path` .*" + match, err), err
+    assert "weights_only" not in err
+
+
+def test_missing_local_model_folder_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--model.init_args.policy.init_args.model=/no/such/model")
+    err = capsys.readouterr().err
+    assert (
+        "`model.init_args.policy.init_args.model`: the policy model folder '/no/such/model' does not exist"
+        in err
+    )
+    assert "Repo id" not in err

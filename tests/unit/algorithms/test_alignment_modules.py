@@ -177,3 +177,22 @@ def test_validation_step_is_reproducible():
     assert a["sampled"].shape == (2, 3, 2) and a["greedy"].shape == (2, 2)
     assert torch.equal(a["sampled"], b["sampled"]) and a["completions"] == b["completions"]
     _ = LexiconLM  # the policy model class used by the task
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (
+            {"advantage_scale": "grup"},
+            r"`model.init_args.advantage_scale` must be 'group', 'batch' or 'none'; got 'grup'",
+        ),
+        (
+            {"aggregation": "mean"},
+            r"`model.init_args.aggregation` must be 'sequence_mean' or 'token_mean'; got 'mean'",
+        ),
+    ],
+)
+def test_grpo_refuses_unknown_choices_when_built(kw, match):
+    task = LexiconTask()
+    with pytest.raises(ValueError, match=match):
+        GRPOModule(task.policy(max_new_tokens=2), task.reward(), SmoothTchebycheff(), **kw)

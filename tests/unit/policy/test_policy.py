@@ -185,7 +185,9 @@ def test_errors(policy, tmp_path):
         PreferencePolicy(LexiconLM())
     with pytest.raises(TypeError, match="policy.init_args.model"):
         PreferencePolicy(42, LexiconTokenizer())
-    with pytest.raises(OSError, match=r"policy.init_args.model.*Hub must be reachable"):
+    with pytest.raises(
+        FileNotFoundError, match=r"policy.init_args.model`: the policy model folder .* does not exist"
+    ):
         PreferencePolicy(str(tmp_path / "missing"))
     with pytest.raises(ValueError, match="empty"):
         policy.generate([], torch.zeros(0, 2))
@@ -206,3 +208,21 @@ def test_errors(policy, tmp_path):
 def test_unloadable_tokenizer_names_its_key(tmp_path):
     with pytest.raises(OSError, match=r"policy.init_args.tokenizer.*Hub must be reachable"):
         PreferencePolicy(LexiconLM(), str(tmp_path / "no_tokenizer"))
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5])
+def test_generate_refuses_a_bad_num_generations(n):
+    policy = LexiconTask().policy(max_new_tokens=2)
+    with pytest.raises(ValueError, match=r"`num_generations` must be an integer >= 1"):
+        policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), num_generations=n)
+
+
+def test_missing_local_folders_are_named():
+    with pytest.raises(
+        FileNotFoundError, match=r"`model.init_args.policy.init_args.model`: the policy model folder"
+    ):
+        PreferencePolicy("./no_such_model_folder")
+    with pytest.raises(
+        FileNotFoundError, match=r"`model.init_args.policy.init_args.tokenizer`: the tokenizer folder"
+    ):
+        PreferencePolicy(LexiconTask().model(), "/no/such/tokenizer")

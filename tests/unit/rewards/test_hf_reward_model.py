@@ -255,3 +255,10 @@ def test_yaml_config_builds_a_reward_model(saved):
     assert isinstance(reward.reward_modules[0], HFRewardModel) and reward.reward_modules[0].batch_size == 2
     raw, normalized = reward(PROMPTS, COMPLETIONS)
     assert raw.shape == normalized.shape == (5, 1)
+
+
+def test_missing_local_reward_model_folder_is_named():
+    with pytest.raises(
+        FileNotFoundError, match=r"name_or_path`: the reward model folder '/no/such/rm' does not"
+    ):
+        HFRewardModel("/no/such/rm")
