@@ -27,7 +27,8 @@ def format_preference(weights: Sequence[float] | Tensor, names: Sequence[str], d
     values = weights.tolist() if isinstance(weights, Tensor) else list(weights)
     if len(values) != len(names):
         raise ValueError(
-            f"a preference has {len(values)} weights but `policy.init_args.objective_names` has {len(names)} names."
+            f"a preference has {len(values)} weights but `model.init_args.policy.init_args.objective_names` has "
+            f"{len(names)} names."
         )
     return ", ".join(f"{n}={v:.{decimals}f}" for n, v in zip(names, values, strict=True))
 

@@ -65,7 +65,7 @@ def load_error(what: str, name: str, key: str, err: Exception) -> OSError:
 def _enable_activation_checkpointing(model: nn.Module) -> None:
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise ValueError(
-            f"`policy.init_args.activation_checkpointing` needs a transformers model that supports it; "
+            f"`model.init_args.policy.init_args.activation_checkpointing` needs a transformers model that supports it; "
             f"{type(model).__name__} does not."
         )
     # Non-reentrant checkpointing: needs no inputs that require grad (LoRA) and composes with FSDP2's hooks.
@@ -133,23 +133,28 @@ class PreferencePolicy(nn.Module):
         problems = []
         if len(objective_names) < 2:
             problems.append(
-                f"`policy.init_args.objective_names` needs >= 2 names; got {list(objective_names)}."
+                f"`model.init_args.policy.init_args.objective_names` needs >= 2 names; got {list(objective_names)}."
             )
         if max_new_tokens < 1:
-            problems.append(f"`policy.init_args.max_new_tokens` must be >= 1; got {max_new_tokens}.")
+            problems.append(
+                f"`model.init_args.policy.init_args.max_new_tokens` must be >= 1; got {max_new_tokens}."
+            )
         if not temperature > 0:
-            problems.append(f"`policy.init_args.temperature` must be > 0; got {temperature}.")
+            problems.append(f"`model.init_args.policy.init_args.temperature` must be > 0; got {temperature}.")
         if not 0 < top_p <= 1:
-            problems.append(f"`policy.init_args.top_p` must be in (0, 1]; got {top_p}.")
+            problems.append(f"`model.init_args.policy.init_args.top_p` must be in (0, 1]; got {top_p}.")
         if dtype is not None and dtype not in _DTYPES:
             problems.append(
-                f"`policy.init_args.dtype` must be one of {sorted(_DTYPES)} or null; got {dtype!r}."
+                f"`model.init_args.policy.init_args.dtype` must be one of {sorted(_DTYPES)} or null; got {dtype!r}."
             )
         if "{weights}" not in conditioning_template:
-            problems.append("`policy.init_args.conditioning_template` must contain the field {weights}.")
+            problems.append(
+                "`model.init_args.policy.init_args.conditioning_template` must contain the field {weights}."
+            )
         if "{preference}" not in plain_prompt_template or "{prompt}" not in plain_prompt_template:
             problems.append(
-                "`policy.init_args.plain_prompt_template` must contain the fields {preference} and {prompt}."
+                "`model.init_args.policy.init_args.plain_prompt_template` must contain the fields {preference} and "
+                "{prompt}."
             )
         if problems:
             raise ValueError("invalid PreferencePolicy configuration:\n  " + "\n  ".join(problems))
@@ -184,7 +189,7 @@ class PreferencePolicy(nn.Module):
         if not isinstance(model, str):
             if not isinstance(model, nn.Module):
                 raise TypeError(
-                    f"`policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}."
+                    f"`model.init_args.policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}."
                 )
             return model
         check_pretrained_source(model, "model.init_args.policy.init_args.model", "policy model")
@@ -194,7 +199,7 @@ class PreferencePolicy(nn.Module):
         try:
             return AutoModelForCausalLM.from_pretrained(model, **kwargs)
         except (OSError, ValueError) as err:
-            raise load_error("policy model", model, "policy.init_args.model", err) from err
+            raise load_error("policy model", model, "model.init_args.policy.init_args.model", err) from err
 
     def _check_prompt_format(self, model: nn.Module) -> None:
         """Refuse a model trained on another prompt layout than this policy writes.
@@ -213,8 +218,8 @@ class PreferencePolicy(nn.Module):
             "weight_decimals": self.weight_decimals,
         }
         problems = [
-            f"`policy.init_args.{k}`={mine[k]!r} but the model was trained on "
-            f"`policy.init_args.model.init_args.{k}`={v!r}"
+            f"`model.init_args.policy.init_args.{k}`={mine[k]!r} but the model was trained on "
+            f"`model.init_args.policy.init_args.model.init_args.{k}`={v!r}"
             for k, v in expected.items()
             if k in mine and v != mine[k]
         ]
@@ -230,7 +235,7 @@ class PreferencePolicy(nn.Module):
         if tokenizer is None:
             if not isinstance(model, str):
                 raise ValueError(
-                    "`policy.init_args.tokenizer` is required when the model is given as an object."
+                    "`model.init_args.policy.init_args.tokenizer` is required when the model is given as an object."
                 )
             tokenizer = model
         if isinstance(tokenizer, str):
@@ -238,7 +243,9 @@ class PreferencePolicy(nn.Module):
             try:
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
             except (OSError, ValueError) as err:
-                raise load_error("tokenizer", tokenizer, "policy.init_args.tokenizer", err) from err
+                raise load_error(
+                    "tokenizer", tokenizer, "model.init_args.policy.init_args.tokenizer", err
+                ) from err
         tokenizer.padding_side = "left"  # batched generation needs the prompts to end at the same column
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -215,7 +215,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
 
     def _step_seed(self, batch_idx: int) -> int:
         # One seed per (step, micro-batch, rank): sampling never depends on what consumed the global RNG before.
-        micro = batch_idx % max(1, self.trainer.accumulate_grad_batches)
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        micro = batch_idx % max(1, accumulate)
         return (
             int(self.train_seed or 0) + 1_000_003 * self.global_step + 7919 * micro + self.global_rank
         ) % 2**63

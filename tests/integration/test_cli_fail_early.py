@@ -32,7 +32,7 @@ def test_conflicting_num_objectives_is_refused(tmp_path):
 
 
 def test_config_error_is_one_message(tmp_path):
-    cmd = [sys.executable, os.path.join(ROOT, "recipes", "train.py"), "fit", "--config", RECIPE,
+    cmd = [sys.executable, os.path.join(ROOT, "recipes", "train.py"), "fit", "--config", RECIPE, TINY[0],
            "--model.init_args.beta=-1"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip

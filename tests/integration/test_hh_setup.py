@@ -185,7 +185,8 @@ def test_hub_unreachable_fails_before_anything_runs(artifacts):
     # ...then, with local datasets, the policy.
     local_data = [a for a in artifacts.overrides(WEIGHTED_META) if a.startswith("--data.")]
     with pytest.raises(
-        (OSError, ValueError), match=rf"'{HUB_POLICY}' \(policy\.init_args\.model\): {HUB_MESSAGE}"
+        (OSError, ValueError),
+        match=rf"'{HUB_POLICY}' \(model\.init_args\.policy\.init_args\.model\): {HUB_MESSAGE}",
     ):
         _cli(["--config", WEIGHTED_META, *local_data, *CPU])
 

@@ -11,8 +11,12 @@ def test_pareto_figure_draws_every_layer_without_warnings():
     weights = PAPER_EVAL_WEIGHTS.double()
     greedy = torch.stack([weights[:, 0], 1 - weights[:, 0]], -1)  # [28, 2]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # matplotlib warned at every evaluation when c and facecolors were both set
-        fig = pareto_figure(weights, greedy, greedy * 0.9, LexiconTask().exact_front(), ("help", "harm"), "step 8")
+        warnings.simplefilter(
+            "error"
+        )  # matplotlib warned at every evaluation when c and facecolors were both set
+        fig = pareto_figure(
+            weights, greedy, greedy * 0.9, LexiconTask().exact_front(), ("help", "harm"), "step 8"
+        )
     ax = fig.axes[0]
     assert len(ax.collections) == 2 and len(ax.lines) == 1  # sampled, greedy; the exact front
     hollow = ax.collections[0]

@@ -81,7 +81,7 @@ def test_modules_match_functional_and_accept_vector_ideal_point():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"`mu` must be > 0 \(scalarizer.init_args.mu\)"):
+    with pytest.raises(ValueError, match=r"`mu` must be > 0 \(model.init_args.scalarizer.init_args.mu\)"):
         SmoothTchebycheff(mu=0.0)
     with pytest.raises(ValueError, match="`mu` must be > 0"):
         smooth_tchebycheff(torch.rand(2), torch.rand(2), 1.0, -1.0)

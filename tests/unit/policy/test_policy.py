@@ -206,8 +206,11 @@ def test_errors(policy, tmp_path):
 
 
 def test_unloadable_tokenizer_names_its_key(tmp_path):
-    with pytest.raises(OSError, match=r"policy.init_args.tokenizer.*Hub must be reachable"):
+    with pytest.raises(OSError, match=r"policy.init_args.tokenizer`: the tokenizer folder .* does not exist"):
         PreferencePolicy(LexiconLM(), str(tmp_path / "no_tokenizer"))
+    (tmp_path / "empty").mkdir()  # exists, but holds no tokenizer
+    with pytest.raises(OSError, match=r"policy.init_args.tokenizer.*Hub must be reachable"):
+        PreferencePolicy(LexiconLM(), str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("n", [0, -1, 1.5])

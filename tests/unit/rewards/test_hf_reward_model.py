@@ -182,13 +182,13 @@ def test_unloadable_model_gives_one_clear_error(tmp_path):
         r"could not load reward model '.*{}'.*the Hugging Face Hub must be reachable or a local path given"
     )
     missing = str(tmp_path / "does" / "not" / "exist")
-    with pytest.raises(OSError, match=message.format("exist")) as info:
+    with pytest.raises(FileNotFoundError, match=r"the reward model folder '.*exist' does not exist"):
         HFRewardModel(missing)
-    assert info.value.__cause__ is not None
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(OSError, match=message.format("empty")):
+    with pytest.raises(OSError, match=message.format("empty")) as info:
         HFRewardModel(str(empty))
+    assert info.value.__cause__ is not None
 
 
 def test_unloadable_tokenizer_gives_the_same_error(saved, tmp_path):

@@ -94,13 +94,15 @@ def test_the_global_seed_sets_the_initialization():
 
 def test_policy_refuses_another_prompt_layout():
     model = LexiconInstructLM(steps=0, seed=0)
-    layout = r"`policy.init_args.plain_prompt_template`='\{preference\}\\n\{prompt\}\\n'"
+    layout = r"`model.init_args.policy.init_args.plain_prompt_template`='\{preference\}\\n\{prompt\}\\n'"
     with pytest.raises(
-        ValueError, match=layout + r" but the model was trained on `policy.init_args.model.init_args"
+        ValueError,
+        match=layout + r" but the model was trained on `model.init_args.policy.init_args.model.init_args",
     ):
         PreferencePolicy(model, LexiconTokenizer())
     with pytest.raises(
-        ValueError, match=r"`policy.init_args.objective_names`=\['harmlessness', 'helpfulness'\]"
+        ValueError,
+        match=r"`model.init_args.policy.init_args.objective_names`=\['harmlessness', 'helpfulness'\]",
     ):
         PreferencePolicy(model, LexiconTokenizer(), objective_names=NAMES[::-1],
                          plain_prompt_template="{prompt}\n{preference}\n")  # fmt: skip
