@@ -20,7 +20,7 @@ from torch import Tensor
 
 from pareto_lightning.callbacks.front_summary import KnownFront, per_weight_means, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
-from pareto_lightning.scalarization.functional import smooth_tchebycheff
+from pareto_lightning.metrics.functional import shortfall
 
 
 class ParetoEvaluation(Callback):
@@ -111,7 +111,7 @@ class ParetoEvaluation(Callback):
         return "sampled" if self.front_from == "greedy" else "greedy"
 
     def _shortfall(self, rewards: Tensor, weights: Tensor) -> Tensor:
-        return -smooth_tchebycheff(rewards, weights, self.ideal_point, self.mu)
+        return shortfall(rewards, weights, self.ideal_point, self.mu)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self._index:

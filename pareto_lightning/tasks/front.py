@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from pareto_lightning.preferences import validate_preference
-from pareto_lightning.scalarization.functional import linear, smooth_tchebycheff
+from pareto_lightning.metrics.functional.utility import shortfall
+from pareto_lightning.scalarization.functional import linear
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconReward, check_task_arguments
 from pareto_lightning.tasks.vocabulary import OBJECTIVE_NAMES, LexiconTokenizer
 
@@ -61,8 +62,7 @@ def counts_to_rewards(counts: Tensor, completion_words: int, kappa: float) -> Te
 def shortfalls(points: Tensor, weights: Tensor, mu: float = 0.1, ideal_point: float | Tensor = 1.0) -> Tensor:
     """Smooth-Tchebycheff shortfall ``mu * log sum_k exp(w_k (z*_k - r_k) / mu)`` of every point and weight.
 
-    Lower is better: it is the paper's preference utility, the negated
-    :func:`~pareto_lightning.scalarization.functional.smooth_tchebycheff`.
+    Lower is better: :func:`~pareto_lightning.metrics.functional.shortfall` for every (weight, point) pair.
 
     Args:
         points: ``[P, K]`` reward vectors.
@@ -75,7 +75,7 @@ def shortfalls(points: Tensor, weights: Tensor, mu: float = 0.1, ideal_point: fl
         >>> shortfalls(torch.tensor([[0.5, 0.5]]), torch.tensor([0.5, 0.5]))  # 0.25 + 0.1 log 2
         tensor([0.3193])
     """
-    return -smooth_tchebycheff(points, weights[..., None, :], ideal_point=ideal_point, mu=mu)  # [..., P]
+    return shortfall(points, weights[..., None, :], ideal_point=ideal_point, mu=mu)  # [..., P]
 
 
 class LexiconTask:

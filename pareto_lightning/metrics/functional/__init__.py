@@ -2,6 +2,6 @@
 
 from pareto_lightning.metrics.functional.front import max_gap, spearman_correlation
 from pareto_lightning.metrics.functional.pareto import hypervolume, non_dominated
-from pareto_lightning.metrics.functional.utility import preference_utility
+from pareto_lightning.metrics.functional.utility import preference_utility, shortfall
 
-__all__ = ["hypervolume", "max_gap", "non_dominated", "preference_utility", "spearman_correlation"]
+__all__ = ["hypervolume", "max_gap", "non_dominated", "preference_utility", "shortfall", "spearman_correlation"]

@@ -23,6 +23,21 @@ def _check_mu(mu: float) -> None:
         raise ValueError(f"`mu` must be a finite float > 0 (the smoothing of the shortfall); got {mu!r}.")
 
 
+def shortfall(
+    rewards: Tensor, weights: Tensor, ideal_point: float | Tensor = 1.0, mu: float = 0.1
+) -> Tensor:
+    """Per-row shortfall ``mu * log sum_i exp(w_i (z*_i - r_i) / mu)``: the negated smooth Tchebycheff utility.
+
+    The one place the shortfall is computed (the metrics, the evaluation sweep and the built-in task's oracle
+    call it). No input checks: ``rewards [..., K]`` and ``weights [..., K]`` broadcast. Lower is better.
+
+    Example:
+        >>> shortfall(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), torch.tensor([0.5, 0.5]))  # 0.25 + 0.1 log 2; ~0.5
+        tensor([0.3193, 0.5007])
+    """
+    return -smooth_tchebycheff(rewards, weights, ideal_point=ideal_point, mu=mu)  # [...]
+
+
 def _preference_utility_update(
     rewards: Tensor, weights: Any, ideal_point: float | Any = 1.0, mu: float = 0.1
 ) -> tuple[Tensor, int]:
@@ -62,9 +77,7 @@ def _preference_utility_update(
     ideal = as_vector(ideal_point, k, key="ideal_point").to(
         dtype=rewards.dtype, device=rewards.device
     )  # [] or [K]
-    # The shortfall is the negated smooth Tchebycheff utility, so both share one implementation.
-    shortfall = -smooth_tchebycheff(rewards, w, ideal_point=ideal, mu=mu)  # [N]
-    return shortfall.sum(), n
+    return shortfall(rewards, w, ideal_point=ideal, mu=mu).sum(), n  # of [N]
 
 
 def _preference_utility_compute(total: Tensor, count: Tensor | int) -> Tensor:
@@ -80,7 +93,7 @@ def preference_utility(
     """Mean smoothed-Tchebycheff shortfall ``mu * log sum_i exp(w_i (z*_i - r_i) / mu)`` over rows.
 
     This is the paper's preference utility (Table 1, section A.5). **Lower is better.** It equals
-    ``-smooth_tchebycheff(rewards, weights, ideal_point, mu)`` averaged over rows, and it lies between the
+    :func:`shortfall` (the negated smooth Tchebycheff utility) averaged over rows, and it lies between the
     hard Tchebycheff gap ``max_i w_i (z*_i - r_i)`` and that gap plus ``mu * log K``.
 
     Args:
@@ -107,4 +120,4 @@ def preference_utility(
     return _preference_utility_compute(total, count)
 
 
-__all__ = ["preference_utility"]
+__all__ = ["preference_utility", "shortfall"]
