@@ -26,8 +26,8 @@ class ParetoCLI(LightningCLI):
 
     Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names`` (left null it is
     set from them; an explicit value that differs is refused, naming both keys). The meta-learning
-    task length is set once, as ``MetaLoop.inner_steps``: the data module's ``steps_per_preference`` (left null)
-    takes it at setup, and an explicit value that differs is refused with an error naming both keys. Prompt
+    task length is set once, as ``MetaLoop.inner_steps``: the callback sets the data module's
+    ``steps_per_preference`` (left null) when fitting starts, and refuses an explicit value that differs. Prompt
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
     before the models load.
     """

@@ -221,7 +221,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
             int(self.train_seed or 0) + 1_000_003 * self.global_step + 7919 * micro + self.global_rank
         ) % 2**63
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """One rollout and update; returns ``{"loss", "utility"}`` (the mean utility, read by ``MetaLoop``)."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._step_seed(batch_idx))
@@ -245,7 +246,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.log_dict(logs, prog_bar=False, batch_size=len(batch["prompts"]))
         self.log("utility", utilities.mean(), prog_bar=True, logger=False, batch_size=len(batch["prompts"]))
         self._maybe_log_samples(rollout, raw)
-        return loss
+        return {"loss": loss, "utility": utilities.mean().detach()}
 
     # ------------------------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:

@@ -26,16 +26,15 @@ from pareto_lightning.callbacks.reptile import (
 )
 
 _SCHEDULES = ("linear", "constant")
-_UTILITY_KEY = "train/utility"
 
 
 class MetaLoop(Callback):
     r"""Reptile over preferences: adapt to ``B`` preferences in turn, then step towards the adapted weights.
 
     A *task* is ``inner_steps`` consecutive optimizer steps (``trainer.global_step`` increments) on one
-    preference ``w``; the data module holds each sampled ``w`` for exactly that many steps (its
-    ``steps_per_preference`` defaults to this ``inner_steps``; an explicit different value is refused at fit
-    start). Meta-iteration ``t`` (0-based) runs:
+    preference ``w``; the data module holds each sampled ``w`` for exactly that many steps (this callback owns
+    the task length: it sets the data module's ``steps_per_preference`` to ``inner_steps`` when fitting starts,
+    and refuses an explicit different value). Meta-iteration ``t`` (0-based) runs:
 
     1. snapshot the anchor :math:`\theta_0` (the trainable parameters),
     2. for task :math:`j = 1..B`: train ``inner_steps`` steps to :math:`\theta_j`, add
@@ -70,9 +69,10 @@ class MetaLoop(Callback):
     Lightning saves callback state from rank 0 only, so under FSDP2 a checkpoint gathers them (one tensor at a
     time, to CPU) and a resumed run shards them again.
 
-    Logged on the step they happen: ``meta/task_utility`` (mean of ``train/utility`` over the task's steps;
-    skipped when the module does not log that key); at each meta step ``meta/lr`` (:math:`\epsilon_t`),
-    ``meta/step_norm`` (L2 norm of the meta step over all shards), ``meta/iteration`` (meta steps done).
+    Logged on the step they happen: ``meta/task_utility`` (mean over the task's steps of the ``"utility"`` that
+    ``training_step`` returns next to ``"loss"``, as the algorithm modules do; skipped when it returns none);
+    at each meta step ``meta/lr`` (:math:`\epsilon_t`), ``meta/step_norm`` (L2 norm of the meta step over all
+    shards), ``meta/iteration`` (meta steps done).
     Lightning's loggers repeat such a value on the following steps until it is logged again.
 
     Validation sees the current weights: run it every ``inner_steps * tasks_per_meta_step`` steps (or a
@@ -164,7 +164,7 @@ class MetaLoop(Callback):
         self._delta_sum: dict[str, Tensor] | None = None
         # The outer momentum buffer b by parameter name; None until the first meta step (and with m = 0).
         self._buffer: dict[str, Tensor] | None = None
-        self._utility_sum, self._utility_count = 0.0, 0  # `train/utility` over the running task's steps
+        self._utility_sum, self._utility_count = 0.0, 0  # the steps' returned utility, over the running task
         self._check_loaded = False  # a state from a checkpoint is matched to the parameters at first use
 
     @property
@@ -216,13 +216,16 @@ class MetaLoop(Callback):
                 "`data.init_args.per_prompt_preferences: true` gives every prompt its own preference, but a "
                 "MetaLoop task trains on one preference; set it to false."
             )
-        held = getattr(dm, "steps_per_preference", None)
-        if held is not None and held != self.inner_steps:
-            raise ValueError(
-                f"`data.init_args.steps_per_preference`={held} must equal `MetaLoop.inner_steps`="
-                f"{self.inner_steps} (both count the optimizer steps spent on one preference); set one of "
-                "them to the other's value."
-            )
+        # The task length has one owner, this callback: the data module holds each preference for inner_steps.
+        if hasattr(dm, "steps_per_preference"):
+            held = dm.steps_per_preference
+            if held is not None and held != self.inner_steps:
+                raise ValueError(
+                    f"`data.init_args.steps_per_preference`={held} must equal `MetaLoop.inner_steps`="
+                    f"{self.inner_steps} (both count the optimizer steps spent on one preference); leave the "
+                    "first unset (the MetaLoop sets it)."
+                )
+            dm.steps_per_preference = self.inner_steps
         per_iteration = self.inner_steps * self.tasks_per_meta_step
         derived = trainer.max_steps // per_iteration if trainer.max_steps > 0 else 0
         if self.total_meta_steps is None:
@@ -281,7 +284,8 @@ class MetaLoop(Callback):
         if step <= self._last_step:  # a gradient-accumulation micro-batch: no optimizer step happened
             return
         self._last_step = step
-        utility = trainer.callback_metrics.get(_UTILITY_KEY)
+        # The algorithm modules return the step's mean utility next to the loss (not read back from a log key).
+        utility = outputs.get("utility") if isinstance(outputs, dict) else None
         if utility is not None:
             self._utility_sum += float(utility)
             self._utility_count += 1

@@ -89,9 +89,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         alpha: Dirichlet concentration (the paper: 1.0; 0.5 is its corner-heavy ablation).
         grid_divisions: training support ``simplex_grid(K, grid_divisions)`` (10 gives the paper's 11 weights);
             None samples the continuous simplex.
-        steps_per_preference: optimizer steps one preference is held for. None (the default) takes
-            ``MetaLoop.inner_steps`` when the trainer has a ``MetaLoop`` callback, else 1, so the task length is
-            set in one place; an explicit value that differs from ``inner_steps`` is refused by ``MetaLoop``.
+        steps_per_preference: optimizer steps one preference is held for. None (the default) holds each for
+            one step, unless a ``MetaLoop`` callback sets it: the task length is the ``MetaLoop``'s to decide (its
+            ``inner_steps``), and an explicit value that differs is refused there.
         per_prompt_preferences: draw one ``w`` per prompt instead of one per batch (needs steps_per_preference 1).
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
@@ -207,8 +207,6 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         return [p[: self.max_prompt_chars] for p in prompts]
 
     def setup(self, stage: str) -> None:
-        if self.steps_per_preference is None:
-            self.steps_per_preference = self._meta_inner_steps() or 1
         if self.train_prompts:
             return
         train = self._clean(self.train_source.load(), "data.init_args.train_prompts")
@@ -224,15 +222,6 @@ class PreferencePromptDataModule(pl.LightningDataModule):
                 )
             train, evals = train[: -self.num_eval_prompts], train[-self.num_eval_prompts :]
         self.train_prompts, self.eval_prompts = train, evals
-
-    def _meta_inner_steps(self) -> int | None:
-        """``inner_steps`` of the trainer's meta-learning callback, if any (duck-typed: data does not import
-        callbacks)."""
-        trainer = self.trainer
-        for callback in getattr(trainer, "callbacks", None) or []:
-            if hasattr(callback, "inner_steps") and hasattr(callback, "tasks_per_meta_step"):
-                return int(callback.inner_steps)
-        return None
 
     # ---------------------------------------------------------------------------------------------- training
     def train_dataloader(self) -> DataLoader:

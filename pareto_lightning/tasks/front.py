@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from pareto_lightning.preferences import validate_preference
 from pareto_lightning.metrics.functional.utility import shortfall
+from pareto_lightning.preferences import validate_preference
 from pareto_lightning.scalarization.functional import linear
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconReward, check_task_arguments
 from pareto_lightning.tasks.vocabulary import OBJECTIVE_NAMES, LexiconTokenizer

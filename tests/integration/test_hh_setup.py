@@ -154,10 +154,10 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
     assert (loop is not None) == meta
     if meta:
         assert (loop.tasks_per_meta_step, loop.meta_lr, loop.meta_lr_schedule) == (2, 1.5, "linear")
-        assert loop.total_meta_steps == 400 and dm.steps_per_preference == loop.inner_steps
+        assert loop.total_meta_steps == 400 and dm.steps_per_preference is None  # the MetaLoop sets it in fit
         assert cli.trainer.max_steps == 400 * loop.inner_steps * 2
     else:
-        assert dm.per_prompt_preferences and dm.steps_per_preference == 1
+        assert dm.per_prompt_preferences and dm.steps_per_preference in (None, 1)  # one step per preference
         assert cli.trainer.max_steps == 3200  # as many optimizer steps as the meta recipes
     evaluation = _callback(cli, ParetoEvaluation)
     assert (

@@ -4,4 +4,11 @@ from pareto_lightning.metrics.functional.front import max_gap, spearman_correlat
 from pareto_lightning.metrics.functional.pareto import hypervolume, non_dominated
 from pareto_lightning.metrics.functional.utility import preference_utility, shortfall
 
-__all__ = ["hypervolume", "max_gap", "non_dominated", "preference_utility", "shortfall", "spearman_correlation"]
+__all__ = [
+    "hypervolume",
+    "max_gap",
+    "non_dominated",
+    "preference_utility",
+    "shortfall",
+    "spearman_correlation",
+]

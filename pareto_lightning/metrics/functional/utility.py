@@ -23,9 +23,7 @@ def _check_mu(mu: float) -> None:
         raise ValueError(f"`mu` must be a finite float > 0 (the smoothing of the shortfall); got {mu!r}.")
 
 
-def shortfall(
-    rewards: Tensor, weights: Tensor, ideal_point: float | Tensor = 1.0, mu: float = 0.1
-) -> Tensor:
+def shortfall(rewards: Tensor, weights: Tensor, ideal_point: float | Tensor = 1.0, mu: float = 0.1) -> Tensor:
     """Per-row shortfall ``mu * log sum_i exp(w_i (z*_i - r_i) / mu)``: the negated smooth Tchebycheff utility.
 
     The one place the shortfall is computed (the metrics, the evaluation sweep and the built-in task's oracle

@@ -48,9 +48,10 @@ class GradModel(pl.LightningModule):
         if self.crash_at is not None and step == self.crash_at:
             raise RuntimeError("CRASH")
         g = self.grads[step] if self.by_step else batch[0][0]  # [2]
-        if self.utilities:
-            self.log("train/utility", self.utilities[step], on_step=True, on_epoch=False)
-        return (g * self.theta).sum()
+        loss = (g * self.theta).sum()
+        if self.utilities:  # as the algorithm modules report it: in the step's outputs
+            return {"loss": loss, "utility": torch.tensor(self.utilities[step])}
+        return loss
 
     def configure_optimizers(self):
         if self.optimizer_name == "adamw":
