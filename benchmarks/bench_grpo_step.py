@@ -253,7 +253,7 @@ class PhaseClock:
         self.wrap(module.policy.model, "generate", "hf_generate")
         self.wrap(module.reward, "forward", "reward")
         self.wrap(module, "compute_loss", "compute_loss")
-        self.wrap(module.policy, "reference_log_probs", "ref_logp")
+        self.wrap(module, "reference_log_probs", "ref_logp")
         self.wrap(module, "sequence_log_probs", "logp_both")
         self.wrap(module, "log", "log")  # log_dict calls self.log once per key
         self.wrap(module, "backward", "backward")

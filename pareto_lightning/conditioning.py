@@ -6,7 +6,8 @@ The weights are written with two decimals by default, the precision of the paper
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -61,3 +62,36 @@ def conditioned_prompt(
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return plain_template.format(preference=system, prompt=prompt)
+
+
+def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str, Any], key: str) -> None:
+    """Refuse a model trained on another prompt layout than the policy writes.
+
+    A model may declare the layout it was trained to read as ``model.prompt_format`` (the built-in task's
+    ``LexiconInstructLM`` does); a policy that wrote ``w`` differently would silently train a model that cannot
+    read it.
+
+    Args:
+        expected: the model's ``prompt_format`` (None: the model declares none, nothing to check).
+        written: the policy's layout, same keys.
+        key: the policy's config key (``model.init_args.policy.init_args``).
+
+    Example:
+        >>> check_prompt_format({"weight_decimals": 2}, {"weight_decimals": 1}, "policy")
+        Traceback (most recent call last):
+        ...
+        ValueError: the policy writes its prompts differently from how the model learned to read them:
+          `policy.weight_decimals`=1 but the model was trained on `policy.model.init_args.weight_decimals`=2
+        set each pair to the same value.
+    """
+    problems = [
+        f"`{key}.{k}`={written[k]!r} but the model was trained on `{key}.model.init_args.{k}`={v!r}"
+        for k, v in (expected or {}).items()
+        if k in written and v != written[k]
+    ]
+    if problems:
+        raise ValueError(
+            "the policy writes its prompts differently from how the model learned to read them:\n  "
+            + "\n  ".join(problems)
+            + "\nset each pair to the same value."
+        )

@@ -1,8 +1,21 @@
-"""Where a pretrained model comes from: a Hub id, or a local folder that must exist."""
+"""Loading pretrained models and tokenizers (policy and reward models alike): a Hub id, or a local folder.
+
+One place for the rules: a local path must exist, the dtype is a floating torch dtype, ``trust_remote_code`` is
+passed through (off unless the user turns it on), and a failure names the config key and the fix.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+_HUB_HINT = (
+    "the Hugging Face Hub must be reachable, or give a local path (a folder written by save_pretrained)"
+)
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -35,3 +48,76 @@ def check_pretrained_source(name: str, key: str, what: str) -> None:
             f"`{key}`: the {what} folder {name!r} does not exist (looked for {os.path.abspath(path)}); give an "
             "existing folder written by save_pretrained, or a Hugging Face Hub id such as 'org/name'."
         )
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, key: str) -> torch.dtype | None:
+    """A floating torch dtype from its name (``"bfloat16"``, ``"torch.float32"``) or itself; None stays None.
+
+    Example:
+        >>> resolve_dtype("bfloat16", "k"), resolve_dtype(None, "k")
+        (torch.bfloat16, None)
+        >>> resolve_dtype("int8", "model.init_args.policy.init_args.dtype")
+        Traceback (most recent call last):
+        ...
+        ValueError: `model.init_args.policy.init_args.dtype` must be a floating torch dtype or its name ...
+    """
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise ValueError(
+            f"`{key}` must be a floating torch dtype or its name such as 'float32' or 'bfloat16'; got {dtype!r}."
+        )
+    return resolved
+
+
+def load_error(what: str, name: str, key: str, err: Exception) -> OSError:
+    """One clear message for a model or tokenizer that cannot be loaded (typically: no Hub access)."""
+    return OSError(
+        f"could not load {what} '{name}' ({key}): {_HUB_HINT}. Original error: {type(err).__name__}: {err}"
+    )
+
+
+def load_pretrained(
+    auto_class: Any,
+    name: str,
+    key: str,
+    what: str,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
+    """``auto_class.from_pretrained(name)`` with the checks above and a message that names ``key``.
+
+    Example:
+        >>> from transformers import AutoModelForCausalLM
+        >>> load_pretrained(AutoModelForCausalLM, "/no/such", "model.init_args.policy.init_args.model", "policy model")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: `model.init_args.policy.init_args.model`: the policy model folder '/no/such' does not ...
+    """
+    check_pretrained_source(name, key, what)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        return auto_class.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as err:  # a missing repository raises OSError, an empty folder ValueError
+        raise load_error(what, name, key, err) from err
+
+
+def load_tokenizer(name: str, key: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(name)`` with the same checks and message as :func:`load_pretrained`."""
+    return load_pretrained(AutoTokenizer, name, key, "tokenizer", trust_remote_code=trust_remote_code)
+
+
+def enable_activation_checkpointing(model: nn.Module, key: str) -> None:
+    """Recompute each decoder layer in the backward pass (non-reentrant: works with LoRA and FSDP2's hooks)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ValueError(
+            f"`{key}` needs a transformers model that supports it; {type(model).__name__} does not."
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

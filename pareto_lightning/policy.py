@@ -1,4 +1,9 @@
-"""The preference-conditioned policy: any Hugging Face causal LM that reads ``w`` from its prompt."""
+"""The preference-conditioned policy: any Hugging Face causal LM that reads ``w`` from its prompt.
+
+It conditions (writes ``w`` into the prompt), generates and scores (per-token log-probs). Loading lives in
+:mod:`pareto_lightning.loading`, the rollout and its token maths in :mod:`pareto_lightning.rollout`, and the
+frozen reference with the algorithm module, which decides ``beta``.
+"""
 
 from __future__ import annotations
 
@@ -6,74 +11,26 @@ import copy
 import os
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import torch
 from peft import LoraConfig
 from torch import Tensor, nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from pareto_lightning.conditioning import DEFAULT_PLAIN_TEMPLATE, DEFAULT_TEMPLATE, conditioned_prompt
-from pareto_lightning.loading import check_pretrained_source
+from pareto_lightning.conditioning import (
+    DEFAULT_PLAIN_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    check_prompt_format,
+    conditioned_prompt,
+)
+from pareto_lightning.loading import enable_activation_checkpointing, load_pretrained, load_tokenizer
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
+from pareto_lightning.rollout import Rollout, completion_mask, position_ids
 from pareto_lightning.sharding import unsharded
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class Rollout:
-    """``N = B * G`` sampled completions; rows ``g*G .. g*G+G-1`` belong to prompt ``g`` and share its ``w``."""
-
-    prompts: list[str]  # [N] the raw prompts (without conditioning), repeated G times
-    prompt_ids: Tensor  # [N, P] left-padded conditioned prompts
-    prompt_mask: Tensor  # [N, P]
-    completion_ids: Tensor  # [N, T] right-padded after EOS
-    completion_mask: Tensor  # [N, T] 1 up to and including the first EOS
-    completions: list[str]  # [N] decoded completion texts
-    weights: Tensor  # [N, K]
-    group_size: int
-
-    def __len__(self) -> int:
-        return len(self.completions)
-
-    def select_groups(self, keep: Tensor) -> Rollout:
-        """The rollout of the groups where ``keep [B]`` is True (rows of a group stay together)."""
-        rows = keep.to(self.weights.device).repeat_interleave(self.group_size)  # [N]
-        index = rows.nonzero().squeeze(-1).tolist()
-        return Rollout(
-            prompts=[self.prompts[i] for i in index],
-            prompt_ids=self.prompt_ids[rows.to(self.prompt_ids.device)],
-            prompt_mask=self.prompt_mask[rows.to(self.prompt_mask.device)],
-            completion_ids=self.completion_ids[rows.to(self.completion_ids.device)],
-            completion_mask=self.completion_mask[rows.to(self.completion_mask.device)],
-            completions=[self.completions[i] for i in index],
-            weights=self.weights[rows],
-            group_size=self.group_size,
-        )
-
-
-def load_error(what: str, name: str, key: str, err: Exception) -> OSError:
-    """One clear message for a model or tokenizer that cannot be loaded (typically: no Hub access)."""
-    return OSError(
-        f"could not load {what} '{name}' ({key}): the Hugging Face Hub must be reachable, or give a local path "
-        f"(a folder written by save_pretrained). Original error: {type(err).__name__}: {err}"
-    )
-
-
-def _enable_activation_checkpointing(model: nn.Module) -> None:
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ValueError(
-            f"`model.init_args.policy.init_args.activation_checkpointing` needs a transformers model that supports it; "
-            f"{type(model).__name__} does not."
-        )
-    # Non-reentrant checkpointing: needs no inputs that require grad (LoRA) and composes with FSDP2's hooks.
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+_KEY = "model.init_args.policy.init_args"
 
 
 class PreferencePolicy(nn.Module):
@@ -87,8 +44,8 @@ class PreferencePolicy(nn.Module):
         temperature: sampling temperature (the paper uses 0.9); log-probs use the same temperature.
         top_p: nucleus sampling threshold.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"`` for loading by name; None keeps the default.
-        lora: a ``peft.LoraConfig``; when given only the adapter trains and the reference model is the base model
-            with the adapter disabled (no second copy of the weights).
+        lora: a ``peft.LoraConfig``; when given only the adapter trains, and the algorithm module's reference is
+            the base model with the adapter disabled (no second copy of the weights).
         conditioning_template: the preference sentence (a system message with a chat template); ``{weights}``
             becomes ``name=value`` pairs.
         plain_prompt_template: prompt layout without a chat template, with fields ``{preference}`` and
@@ -130,32 +87,17 @@ class PreferencePolicy(nn.Module):
         activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        problems = []
-        if len(objective_names) < 2:
-            problems.append(
-                f"`model.init_args.policy.init_args.objective_names` needs >= 2 names; got {list(objective_names)}."
-            )
-        if max_new_tokens < 1:
-            problems.append(
-                f"`model.init_args.policy.init_args.max_new_tokens` must be >= 1; got {max_new_tokens}."
-            )
-        if not temperature > 0:
-            problems.append(f"`model.init_args.policy.init_args.temperature` must be > 0; got {temperature}.")
-        if not 0 < top_p <= 1:
-            problems.append(f"`model.init_args.policy.init_args.top_p` must be in (0, 1]; got {top_p}.")
-        if dtype is not None and dtype not in _DTYPES:
-            problems.append(
-                f"`model.init_args.policy.init_args.dtype` must be one of {sorted(_DTYPES)} or null; got {dtype!r}."
-            )
-        if "{weights}" not in conditioning_template:
-            problems.append(
-                "`model.init_args.policy.init_args.conditioning_template` must contain the field {weights}."
-            )
-        if "{preference}" not in plain_prompt_template or "{prompt}" not in plain_prompt_template:
-            problems.append(
-                "`model.init_args.policy.init_args.plain_prompt_template` must contain the fields {preference} and "
-                "{prompt}."
-            )
+        checks = [
+            (len(objective_names) >= 2, "objective_names", f"needs >= 2 names; got {list(objective_names)}"),
+            (max_new_tokens >= 1, "max_new_tokens", f"must be >= 1; got {max_new_tokens}"),
+            (temperature > 0, "temperature", f"must be > 0; got {temperature}"),
+            (0 < top_p <= 1, "top_p", f"must be in (0, 1]; got {top_p}"),
+            (dtype is None or dtype in _DTYPES, "dtype", f"must be one of {sorted(_DTYPES)} or null; got {dtype!r}"),
+            ("{weights}" in conditioning_template, "conditioning_template", "must contain the field {weights}"),
+            ("{preference}" in plain_prompt_template and "{prompt}" in plain_prompt_template,
+             "plain_prompt_template", "must contain the fields {preference} and {prompt}"),
+        ]  # fmt: skip
+        problems = [f"`{_KEY}.{name}` {message}." for ok, name, message in checks if not ok]
         if problems:
             raise ValueError("invalid PreferencePolicy configuration:\n  " + "\n  ".join(problems))
         self.objective_names = list(objective_names)
@@ -165,70 +107,36 @@ class PreferencePolicy(nn.Module):
         self.max_prompt_length = max_prompt_length
         self.unshard_for_generation = unshard_for_generation
         self.model = self._load_model(model, dtype, trust_remote_code)
-        self._check_prompt_format(self.model)
+        check_prompt_format(getattr(self.model, "prompt_format", None), self.prompt_format, _KEY)
         self.tokenizer = self._load_tokenizer(tokenizer, model, trust_remote_code)
         if activation_checkpointing:
-            _enable_activation_checkpointing(self.model)
+            enable_activation_checkpointing(self.model, _KEY + ".activation_checkpointing")
         self.uses_lora = lora is not None
         if lora is not None:
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, lora)
-        # The frozen reference is kept out of the module tree (a list hides it from .parameters(), state_dict and
-        # the optimizer); the algorithm module creates it only when beta > 0 and moves it with the policy.
-        self._reference: list[PreTrainedModel] = []
 
     @property
     def num_objectives(self) -> int:
         return len(self.objective_names)
 
+    @property
+    def prompt_format(self) -> dict:
+        """How this policy writes ``w`` into its prompts (a model trained on another layout is refused)."""
+        names = ("objective_names", "conditioning_template", "plain_prompt_template", "weight_decimals")
+        return {name: getattr(self, name) for name in names}
+
     @staticmethod
     def _load_model(
         model: str | PreTrainedModel, dtype: str | None, trust_remote_code: bool
     ) -> PreTrainedModel:
-        if not isinstance(model, str):
-            if not isinstance(model, nn.Module):
-                raise TypeError(
-                    f"`model.init_args.policy.init_args.model` must be a name/path or a PreTrainedModel; got {model!r}."
-                )
-            return model
-        check_pretrained_source(model, "model.init_args.policy.init_args.model", "policy model")
-        kwargs = {"trust_remote_code": trust_remote_code}
-        if dtype is not None:
-            kwargs["dtype"] = _DTYPES[dtype]
-        try:
-            return AutoModelForCausalLM.from_pretrained(model, **kwargs)
-        except (OSError, ValueError) as err:
-            raise load_error("policy model", model, "model.init_args.policy.init_args.model", err) from err
-
-    def _check_prompt_format(self, model: nn.Module) -> None:
-        """Refuse a model trained on another prompt layout than this policy writes.
-
-        A model may declare the layout it was trained to read as ``model.prompt_format`` (the built-in task's
-        ``LexiconInstructLM`` does); a policy that wrote ``w`` differently would silently train a model that
-        cannot read it.
-        """
-        expected = getattr(model, "prompt_format", None)
-        if not expected:
-            return
-        mine = {
-            "objective_names": self.objective_names,
-            "conditioning_template": self.conditioning_template,
-            "plain_prompt_template": self.plain_prompt_template,
-            "weight_decimals": self.weight_decimals,
-        }
-        problems = [
-            f"`model.init_args.policy.init_args.{k}`={mine[k]!r} but the model was trained on "
-            f"`model.init_args.policy.init_args.model.init_args.{k}`={v!r}"
-            for k, v in expected.items()
-            if k in mine and v != mine[k]
-        ]
-        if problems:
-            raise ValueError(
-                "the policy writes its prompts differently from how the model learned to read them:\n  "
-                + "\n  ".join(problems)
-                + "\nset each pair to the same value."
-            )
+        if isinstance(model, str):
+            return load_pretrained(AutoModelForCausalLM, model, _KEY + ".model", "policy model",
+                                   dtype=_DTYPES.get(dtype or ""), trust_remote_code=trust_remote_code)  # fmt: skip
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`{_KEY}.model` must be a name/path or a PreTrainedModel; got {model!r}.")
+        return model
 
     @staticmethod
     def _load_tokenizer(tokenizer, model, trust_remote_code: bool) -> PreTrainedTokenizerBase:
@@ -239,36 +147,11 @@ class PreferencePolicy(nn.Module):
                 )
             tokenizer = model
         if isinstance(tokenizer, str):
-            check_pretrained_source(tokenizer, "model.init_args.policy.init_args.tokenizer", "tokenizer")
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
-            except (OSError, ValueError) as err:
-                raise load_error(
-                    "tokenizer", tokenizer, "model.init_args.policy.init_args.tokenizer", err
-                ) from err
+            tokenizer = load_tokenizer(tokenizer, _KEY + ".tokenizer", trust_remote_code=trust_remote_code)
         tokenizer.padding_side = "left"  # batched generation needs the prompts to end at the same column
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
-
-    # ----------------------------------------------------------------------------------------------- reference
-    def create_reference(self) -> None:
-        """Make the frozen reference (a copy of the base weights, or nothing extra with LoRA)."""
-        if self.uses_lora or self._reference:
-            return
-        ref = copy.deepcopy(self.model).eval()
-        ref.requires_grad_(False)
-        self._reference.append(ref)
-
-    @property
-    def reference(self) -> nn.Module | None:
-        return self._reference[0] if self._reference else None
-
-    def _apply(self, fn, recurse=True):  # keeps the hidden reference on the policy's device and dtype
-        super()._apply(fn, recurse)
-        if self._reference:
-            self._reference[0]._apply(fn, recurse)
-        return self
 
     # ---------------------------------------------------------------------------------------------- generation
     def conditioned_prompts(self, prompts: Sequence[str], weights: Tensor) -> list[str]:
@@ -369,19 +252,16 @@ class PreferencePolicy(nn.Module):
                 **(sampling if do_sample else {"do_sample": False}),
             )
         self.model.train(was_training)
-        completion_ids = out[:, prompt_ids.shape[1] :]  # [N, T]
-        is_eos = completion_ids == self.tokenizer.eos_token_id
-        # Keep tokens up to and including the first EOS; everything after it is padding.
-        after_eos = (is_eos.cumsum(-1) - is_eos.long()) > 0
-        completion_mask = (~after_eos).long()  # [N, T]
-        completion_ids = completion_ids.masked_fill(after_eos, self.tokenizer.pad_token_id)
+        mask, completion_ids = completion_mask(
+            out[:, prompt_ids.shape[1] :], self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        )  # [N, T] each
         completions = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
         return Rollout(
             prompts=[p for p in prompts for _ in range(num_generations)],
             prompt_ids=prompt_ids,
             prompt_mask=prompt_mask,
             completion_ids=completion_ids,
-            completion_mask=completion_mask,
+            completion_mask=mask,
             completions=completions,
             weights=weights.repeat_interleave(num_generations, 0),
             group_size=num_generations,
@@ -389,29 +269,17 @@ class PreferencePolicy(nn.Module):
 
     # ----------------------------------------------------------------------------------------------- log-probs
     def log_probs(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
-        """Per-token log-probs ``[N, T]`` of the completion tokens, in one forward pass."""
+        """Per-token log-probs ``[N, T]`` of the completion tokens, in one forward pass (of ``model``, e.g. a
+        frozen reference, when given)."""
         model = self.model if model is None else model
         input_ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], 1)  # [N, P+T]
         attention = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_mask)], 1)  # [N, P+T]
-        # Position ids as generate() assigned them (left padding shifts every row differently).
-        positions = (attention.cumsum(-1) - 1).clamp_min(0)  # [N, P+T]
+        positions = position_ids(attention)  # [N, P+T] as generate() assigned them to left-padded rows
         t = rollout.completion_ids.shape[1]
         logits = model(
             input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=t + 1
         ).logits[:, :-1]  # [N, T, V]: logits at position i predict token i + 1
         return token_log_probs(logits, rollout.completion_ids, self.temperature)
-
-    @torch.no_grad()
-    def reference_log_probs(self, rollout: Rollout) -> Tensor:
-        """Per-token log-probs ``[N, T]`` under the reference model (the adapter disabled with LoRA)."""
-        if self.uses_lora:
-            with self.model.disable_adapter():
-                return self.log_probs(rollout)
-        if self.reference is None:
-            raise RuntimeError(
-                "no reference model: call create_reference() first (done by the module when beta > 0)."
-            )
-        return self.log_probs(rollout, self.reference)
 
     def save_pretrained(self, directory: str | os.PathLike, merge_lora: bool = True) -> None:
         """Write a normal Hugging Face model (and tokenizer) that ``AutoModelForCausalLM`` loads.
@@ -423,3 +291,6 @@ class PreferencePolicy(nn.Module):
             model = copy.deepcopy(self.model).merge_and_unload()
         model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
+
+
+__all__ = ["PreferencePolicy", "Rollout"]

@@ -5,12 +5,13 @@ Subclasses implement only ``compute_loss`` (the algorithm); the maths lives in :
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.policy import PreferencePolicy, Rollout
@@ -110,6 +111,11 @@ class PreferenceAlignmentModule(pl.LightningModule):
         # frozen reference lives outside the state dict for the same reason).
         self.reward.requires_grad_(False)
         leave_out_of_checkpoints(self, _FROZEN_REWARD_PREFIX)
+        # The frozen reference of the KL term, owned here since beta is decided here: a copy of the policy's
+        # starting weights made when fitting starts (beta > 0, no LoRA), or None. Rebuilt from the policy's own
+        # source whenever the module is built, so checkpoints leave it out.
+        self.reference_model: nn.Module | None = None
+        leave_out_of_checkpoints(self, "reference_model.")
 
     @property
     def num_objectives(self) -> int:
@@ -119,8 +125,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if self.train_seed is None:
             self.train_seed = torch.initial_seed() % 2**31
-        if stage == "fit" and self.beta > 0 and self.uses_reference:
-            self.policy.create_reference()
+        needs_copy = self.beta > 0 and self.uses_reference and not self.policy.uses_lora
+        if stage == "fit" and needs_copy and self.reference_model is None:
+            self.reference_model = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
         # Every evaluation prompt under every evaluation weight fits, checked now rather than at the first
         # evaluation after hours of training (the data module is set up before the module).
         dm = self._trainer.datamodule if self._trainer is not None else None
@@ -144,8 +151,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
         # "bf16-mixed": FSDP2 gathers bf16 copies of the float32 shards (see `mixed_precision_policy`).
         mp = mixed_precision_policy(self._trainer.precision if self._trainer is not None else None)
         shard_causal_lm(self.policy.model, dp_mesh, mixed_precision=mp)
-        if self.policy.reference is not None:
-            shard_causal_lm(self.policy.reference, dp_mesh, mixed_precision=mp)
+        if self.reference_model is not None:
+            shard_causal_lm(self.reference_model, dp_mesh, mixed_precision=mp)
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def run_signature(self) -> dict[str, Any]:
@@ -291,8 +298,21 @@ class PreferenceAlignmentModule(pl.LightningModule):
     def sequence_log_probs(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:
         """Per-token log-probs ``[N, T]`` under the policy and (when beta > 0) the reference."""
         logp = self.policy.log_probs(rollout)
-        ref = self.policy.reference_log_probs(rollout) if self.beta > 0 else None
+        ref = self.reference_log_probs(rollout) if self.beta > 0 else None
         return logp, ref
+
+    @torch.no_grad()
+    def reference_log_probs(self, rollout: Rollout) -> Tensor:
+        """Per-token log-probs ``[N, T]`` under the reference: the starting weights (the base model, adapter
+        disabled, with LoRA)."""
+        if self.policy.uses_lora:
+            with self.policy.model.disable_adapter():
+                return self.policy.log_probs(rollout)
+        if self.reference_model is None:
+            raise RuntimeError(
+                "no reference model: it is made when fitting starts with `model.init_args.beta` > 0."
+            )
+        return self.policy.log_probs(rollout, self.reference_model)
 
     # ------------------------------------------------------------------------------------------------ logging
     def _maybe_log_samples(self, rollout: Rollout, raw: Tensor) -> None:

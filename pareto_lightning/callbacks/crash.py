@@ -6,19 +6,21 @@ import os
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 
-class CrashCheckpoint(OnExceptionCheckpoint):
+class CrashCheckpoint(Callback):
     """Save ``<dirpath>/<filename>.ckpt`` when training raises, ready for ``--ckpt_path``.
 
-    Lightning's :class:`~lightning.pytorch.callbacks.OnExceptionCheckpoint`, made exact for this library's
-    training loop: a step that failed midway (a reward model error, NaN rewards, an out-of-memory error) has
-    already drawn its batch, so the data module is rewound to draw it again; the weights, optimizer and
-    ``MetaLoop`` state are those after the last completed step, and each step's sampling seed depends only on
-    the step (``train_seed``). Resuming therefore repeats the failed step and continues to the same weights as
-    a run that never failed. A run that fails before its first optimizer step saves nothing. The command line
-    adds it to every ``fit`` that has checkpointing on.
+    Like Lightning's ``OnExceptionCheckpoint``, made exact for this library's training loop, and without its
+    side effect (with an ``OnExceptionCheckpoint`` Lightning turns every ``fit`` without ``ckpt_path`` into
+    ``ckpt_path="last"``, which silently resumes whatever last checkpoint it finds). A step that failed midway
+    (a reward model error, NaN rewards, an out-of-memory error) has already drawn its batch, so the data module
+    is rewound to draw it again; the weights, optimizer and ``MetaLoop`` state are those after the last
+    completed step, and each step's sampling seed depends only on the step (``train_seed``). Resuming therefore
+    repeats the failed step and continues to the same weights as a run that never failed. A run that fails
+    before its first optimizer step saves nothing. The command line adds it to every ``fit`` that has
+    checkpointing on.
 
     Args:
         dirpath: folder of the checkpoint; None uses the run's ``<log_dir>/checkpoints``.
@@ -30,9 +32,15 @@ class CrashCheckpoint(OnExceptionCheckpoint):
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "on_exception") -> None:
-        super().__init__(dirpath or ".", filename)
+        if not filename:
+            raise ValueError("`CrashCheckpoint.filename` must not be empty.")
+        self.dirpath, self.filename = dirpath or ".", filename
         self._auto_dirpath = dirpath is None
         self._in_step = False
+
+    @property
+    def ckpt_path(self) -> str:
+        return os.path.join(self.dirpath, self.filename + ".ckpt")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._auto_dirpath:
@@ -52,7 +60,7 @@ class CrashCheckpoint(OnExceptionCheckpoint):
         rewind = getattr(trainer.datamodule, "rewind_last_batch", None)
         if self._in_step and rewind is not None:
             rewind()
-        super().on_exception(trainer, pl_module, exception)
+        trainer.save_checkpoint(self.ckpt_path)
         # Said after the traceback's cause, so the user knows the work is kept and how to continue.
         if trainer.is_global_zero:
             print(f"Training failed at step {trainer.global_step}; resume with --ckpt_path {self.ckpt_path}")

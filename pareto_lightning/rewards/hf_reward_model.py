@@ -16,29 +16,16 @@ import torch
 from torch import Tensor, nn
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
-from pareto_lightning.loading import check_pretrained_source
+from pareto_lightning.loading import load_pretrained, load_tokenizer, resolve_dtype
 
 DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
 """The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
 
 _KEY = "model.init_args.reward.init_args.functions[i].init_args"
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
-    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-        raise ValueError(
-            f"`dtype` must be a floating torch dtype or its name such as 'float32' or 'bfloat16' "
-            f"({_KEY}.dtype); got {dtype!r}."
-        )
-    return resolved
 
 
 def _check_template(template: str) -> str:
@@ -49,15 +36,6 @@ def _check_template(template: str) -> str:
             f"got fields {sorted(fields)} in {template!r}."
         )
     return template
-
-
-def _load_error(name: str, error: Exception) -> OSError:
-    return OSError(
-        f"could not load reward model {name!r} (reward function key {_KEY}.name_or_path): the Hugging Face "
-        f"Hub must be reachable or a local path given (a folder with config.json, weights and tokenizer "
-        f"files). "
-        f"Original error: {type(error).__name__}: {error}"
-    )
 
 
 def _no_autocast(device: torch.device) -> AbstractContextManager:
@@ -127,21 +105,15 @@ class HFRewardModel(nn.Module):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be >= 1 ({_KEY}.batch_size); got {batch_size}.")
         self.template, self.max_length, self.batch_size = _check_template(template), max_length, batch_size
-        torch_dtype = _resolve_dtype(dtype)
+        torch_dtype = resolve_dtype(dtype, f"{_KEY}.dtype")
         if isinstance(name_or_path, PreTrainedModel):
             model, self.name_or_path = name_or_path, name_or_path.name_or_path
             if torch_dtype is not None:
                 model = model.to(torch_dtype)
         else:
             self.name_or_path = str(name_or_path)
-            check_pretrained_source(self.name_or_path, f"{_KEY}.name_or_path", "reward model")
-            try:
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    self.name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code
-                )
-            # a missing folder or repository raises OSError, an empty folder ValueError
-            except (OSError, ValueError) as error:
-                raise _load_error(self.name_or_path, error) from error
+            model = load_pretrained(AutoModelForSequenceClassification, self.name_or_path, f"{_KEY}.name_or_path",
+                                    "reward model", dtype=torch_dtype, trust_remote_code=trust_remote_code)  # fmt: skip
         self.model = model
         self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
         limit = getattr(model.config, "max_position_embeddings", None)
@@ -166,10 +138,7 @@ class HFRewardModel(nn.Module):
                     f"`tokenizer` is required when the reward model is passed as an object without a "
                     f"`name_or_path` ({_KEY}.tokenizer)."
                 )
-            try:
-                tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-            except (OSError, ValueError) as error:
-                raise _load_error(source, error) from error
+            tok = load_tokenizer(source, f"{_KEY}.tokenizer", trust_remote_code=trust_remote_code)
         if tok.pad_token is None:
             if tok.eos_token is None:
                 raise ValueError(

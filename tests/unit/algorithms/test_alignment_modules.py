@@ -73,7 +73,7 @@ def test_one_step_changes_every_trainable_parameter_and_nothing_else(cls, kw, re
                          callbacks=[Grab()])  # fmt: skip
     dm = PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=1)
     trainer.fit(module, dm)
-    ref = module.policy.reference
+    ref = module.reference_model
     assert ref is not None
     trainable = {n for n, p in module.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("policy.model.") for n in trainable)
@@ -98,7 +98,7 @@ def test_lora_step_trains_only_the_adapter(reward_model_dir):
     module = _module(GRPOModule, reward_model_dir, lora=lora, num_generations=4, beta=0.1)
     before = _snapshot(module)
     _fit_one_step(module)
-    assert module.policy.reference is None
+    assert module.reference_model is None
     for n, p in module.named_parameters():
         if n.startswith("policy.") and "lora_" in n:
             assert not torch.equal(p, before[n]), n

@@ -67,44 +67,6 @@ def test_log_probs_match_unpadded_single_row_forwards(policy):
         assert torch.allclose(batched[i][m], ref[m], atol=1e-5)
 
 
-def test_reference_is_a_frozen_hidden_copy(policy):
-    policy.create_reference()
-    ref = policy.reference
-    assert ref is not None and not any(p.requires_grad for p in ref.parameters())
-    ids = {id(p) for p in policy.parameters()}
-    assert not any(id(p) in ids for p in ref.parameters())
-    assert not any(k.startswith("_reference") for k in policy.state_dict())
-    torch.manual_seed(3)
-    r = policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), 2)
-    assert torch.allclose(policy.reference_log_probs(r), policy.log_probs(r).detach())
-    policy.to(torch.float64)
-    assert next(ref.parameters()).dtype == torch.float64  # follows the policy
-    policy.to(torch.float32)
-
-
-def test_lora_trains_only_the_adapter_and_references_the_base():
-    from peft import LoraConfig
-
-    base = LexiconLM(seed=3)
-    n_base = sum(p.numel() for p in base.parameters())
-    policy = PreferencePolicy(
-        base, LexiconTokenizer(), max_new_tokens=4,
-        lora=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
-    )  # fmt: skip
-    trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n for n in trainable)
-    policy.create_reference()
-    assert policy.reference is None  # no second copy: the adapter is disabled instead
-    n_total = sum(p.numel() for p in policy.parameters())
-    n_lora = sum(p.numel() for n, p in policy.named_parameters() if "lora_" in n)
-    assert n_total == n_base + n_lora
-    torch.manual_seed(0)
-    r = policy.generate(["hi"], torch.tensor([[0.5, 0.5]]), 2)
-    plain = PreferencePolicy(LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=4)
-    assert torch.allclose(policy.reference_log_probs(r), plain.log_probs(r).detach(), atol=1e-5)
-    assert not torch.allclose(policy.log_probs(r), plain.log_probs(r), atol=1e-4)  # the adapter is active
-
-
 def _grads_and_layer_calls(policy, rollout):
     policy.train()
     calls = []
@@ -200,9 +162,6 @@ def test_errors(policy, tmp_path):
     short = LexiconTask().policy(max_new_tokens=2, max_prompt_length=5)
     with pytest.raises(ValueError, match="max_prompt_length"):
         short.generate(["write a note about the river"], torch.tensor([[0.5, 0.5]]))
-    fresh = LexiconTask().policy(max_new_tokens=2)
-    with pytest.raises(RuntimeError, match="create_reference"):
-        fresh.reference_log_probs(fresh.generate(["hi"], torch.tensor([[0.5, 0.5]])))
 
 
 def test_unloadable_tokenizer_names_its_key(tmp_path):

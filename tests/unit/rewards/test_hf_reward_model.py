@@ -179,7 +179,9 @@ def test_empty_input_and_device(saved):
 # ---------------------------------------------------------------------------------------------------- errors
 def test_unloadable_model_gives_one_clear_error(tmp_path):
     message = (
-        r"could not load reward model '.*{}'.*the Hugging Face Hub must be reachable or a local path given"
+        r"could not load reward model '.*{}' \(model.init_args.reward.init_args.functions\[i\].init_args."
+        r"name_or_path\): "
+        r"the Hugging Face Hub must be reachable, or give a local path"
     )
     missing = str(tmp_path / "does" / "not" / "exist")
     with pytest.raises(FileNotFoundError, match=r"the reward model folder '.*exist' does not exist"):
@@ -193,7 +195,9 @@ def test_unloadable_model_gives_one_clear_error(tmp_path):
 
 def test_unloadable_tokenizer_gives_the_same_error(saved, tmp_path):
     path, _ = saved
-    with pytest.raises(OSError, match=r"could not load reward model '.*nowhere'.*local path given"):
+    with pytest.raises(
+        OSError, match=r"functions\[i\].init_args.tokenizer`: the tokenizer folder '.*nowhere' does not"
+    ):
         HFRewardModel(str(path), tokenizer=str(tmp_path / "no" / "where" / "nowhere"))
 
 
@@ -204,9 +208,12 @@ def test_bad_arguments(saved):
         HFRewardModel(str(path), max_length=0)
     with pytest.raises(ValueError, match=rf"`batch_size` must be >= 1 \({key}.batch_size\); got 0"):
         HFRewardModel(str(path), batch_size=0)
-    with pytest.raises(ValueError, match=r"`dtype` must be a floating torch dtype .*got 'int8'"):
+    with pytest.raises(
+        ValueError,
+        match=r"`model.init_args.reward.init_args.functions\[i\].init_args.dtype` must be a floating torch .*'int8'",
+    ):
         HFRewardModel(str(path), dtype="int8")
-    with pytest.raises(ValueError, match=r"`dtype` must be .*got 'half_precision'"):
+    with pytest.raises(ValueError, match=r"init_args.dtype` must be .*got 'half_precision'"):
         HFRewardModel(str(path), dtype="half_precision")
     with pytest.raises(
         ValueError, match=r"exactly the fields \{prompt\} and \{completion\}.*got fields \['prompt'\]"
