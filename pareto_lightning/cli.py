@@ -122,7 +122,7 @@ class ParetoCLI(LightningCLI):
         evaluation = next((c for c in trainer.callbacks if isinstance(c, ParetoEvaluation)), None)
         summary = getattr(evaluation, "last_summary", None)
         if summary is not None:
-            print(f"Step {trainer.global_step}: {headline(summary['scalars'])}")
+            print(f"Step {summary.step}: {headline(summary.scalars)}")
         files = [f for f in _RESULT_FILES if os.path.exists(os.path.join(log_dir, f))]
         print(
             f"Results in {log_dir}: {', '.join(files) or 'TensorBoard logs'}; "

@@ -39,6 +39,19 @@ class Rollout:
         )
 
 
+@dataclass
+class SweepBatch:
+    """One batch of the evaluation sweep, as the algorithm modules return it: raw rewards, on no normalizer's
+    moving scale (``ParetoEvaluation`` decides the yardstick)."""
+
+    weight_index: Tensor  # [b] row of each pair's weight in the data module's eval_weights
+    weights: Tensor  # [b, K]
+    greedy: Tensor  # [b, K] raw rewards of the greedy completion
+    sampled: Tensor  # [b, G, K] raw rewards of G sampled completions
+    prompts: list[str]  # [b]
+    completions: list[str]  # [b] the greedy completions
+
+
 def completion_mask(ids: Tensor, eos_token_id: int, pad_token_id: int) -> tuple[Tensor, Tensor]:
     """Keep each row up to and including its first EOS: returns ``(mask [N, T], ids padded after it)``.
 
@@ -64,4 +77,4 @@ def position_ids(attention_mask: Tensor) -> Tensor:
     return (attention_mask.cumsum(-1) - 1).clamp_min(0)  # [N, L]
 
 
-__all__ = ["Rollout", "completion_mask", "position_ids"]
+__all__ = ["Rollout", "SweepBatch", "completion_mask", "position_ids"]

@@ -18,6 +18,7 @@ from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import validate_preference
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.rewards.functional import finite_groups
+from pareto_lightning.rollout import SweepBatch
 from pareto_lightning.scalarization import Scalarizer
 from pareto_lightning.sharding import is_fsdp, mixed_precision_policy, shard_causal_lm
 
@@ -256,29 +257,29 @@ class PreferenceAlignmentModule(pl.LightningModule):
         return {"loss": loss, "utility": utilities.mean().detach()}
 
     # ------------------------------------------------------------------------------------------- evaluation
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        """Greedy and sampled completions for one batch of the evaluation sweep, with their rewards.
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> SweepBatch:
+        """Greedy and sampled completions for one batch of the evaluation sweep, with their raw rewards.
 
         Sampling is seeded by the batch index (on a forked RNG, so training randomness is untouched): two
-        evaluations of the same weights and model give identical results. The rewards returned are the
-        normalized ones (equal to the raw ones without a normalizer); ``ParetoEvaluation`` aggregates them.
+        evaluations of the same weights and model give identical results. Rewards are raw (a normalizer's
+        statistics move during training); ``ParetoEvaluation`` aggregates them on its fixed yardstick.
         """
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.eval_seed + 7919 * batch_idx + self.global_rank)
-            greedy_rollout, _, greedy = self.rollout(batch, 1, do_sample=False)  # [b, K]
-            _, _, sampled = self.rollout(batch, self.eval_num_generations, do_sample=True)  # [b*G, K]
+            greedy_rollout, greedy, _ = self.rollout(batch, 1, do_sample=False)  # [b, K]
+            _, sampled, _ = self.rollout(batch, self.eval_num_generations, do_sample=True)  # [b*G, K]
         b = len(batch["prompts"])
-        return {
-            "weight_index": batch["weight_index"],
-            "weights": batch["weights"],
-            "greedy": greedy,
-            "sampled": sampled.view(b, self.eval_num_generations, -1),  # [b, G, K]
-            "prompts": list(batch["prompts"]),
-            "completions": greedy_rollout.completions,
-        }
+        return SweepBatch(
+            weight_index=batch["weight_index"],
+            weights=batch["weights"],
+            greedy=greedy,
+            sampled=sampled.view(b, self.eval_num_generations, -1),  # [b, G, K]
+            prompts=list(batch["prompts"]),
+            completions=greedy_rollout.completions,
+        )
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> SweepBatch:
         return self.validation_step(batch, batch_idx)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:

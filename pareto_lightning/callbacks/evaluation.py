@@ -1,16 +1,19 @@
 """``ParetoEvaluation``: the evaluation sweep over preferences, reported to the logger and to files.
 
 The algorithm module's ``validation_step`` generates greedy and sampled completions for each (prompt, ``w``) pair
-of the data module's sweep and returns their rewards; this callback turns them into Table-1 numbers, front metrics,
-``frontier.csv``, ``pareto_front.png`` and ``samples.jsonl``.
+of the data module's sweep and returns their raw rewards (a ``SweepBatch``); this callback accumulates them in
+:class:`~pareto_lightning.metrics.PreferenceSweep` metrics (summed across ranks), and turns them into Table-1
+numbers, front metrics, ``frontier.csv``, ``pareto_front.png`` and ``samples.jsonl``.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -18,9 +21,26 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from pareto_lightning.callbacks.front_summary import KnownFront, per_weight_means, summarize_front
+from pareto_lightning.callbacks.front_summary import KnownFront, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
-from pareto_lightning.metrics.functional import shortfall
+from pareto_lightning.metrics import PreferenceSweep
+from pareto_lightning.rollout import SweepBatch
+
+
+@dataclass
+class SweepSummary:
+    """What one evaluation found (``ParetoEvaluation.last_summary``)."""
+
+    step: int  # the training step of the weights evaluated
+    weights: Tensor  # [M, K] evaluation weights
+    seen: Tensor  # [M] bool, in the training support
+    greedy: Tensor  # [M, K] mean reward of the greedy completions per weight
+    sampled: Tensor  # [M, K] mean reward of the sampled completions per weight
+    pu: Tensor  # [M] shortfall per weight of the points the front metrics use (lower is better)
+    scalars: dict[str, float]  # logged as val/<name>
+    side_scalars: dict[str, float]  # the other points' metrics, logged as val_<other>/<name>
+    num_generations: int  # sampled completions per (prompt, w)
+    yardstick: str  # the scale the rewards were measured on
 
 
 class ParetoEvaluation(Callback):
@@ -49,6 +69,12 @@ class ParetoEvaluation(Callback):
         task: a task with a known front (``LexiconTask``) for regret and HV ratio; None for real reward models.
         front_from: ``"greedy"`` (default) or ``"sampled"`` points for the front metrics.
         num_logged_samples: samples per evaluation in the TensorBoard text table.
+        yardstick: the scale rewards are measured on, fixed for the whole run so that evaluations (and the
+            checkpoint selection that follows ``val/pu``) compare like with like. ``"frozen_normalizer"``
+            (default): the module's reward normalizer with its statistics frozen at the first evaluation that
+            finds any (kept in checkpoints; raw rewards before that, and always without a normalizer);
+            ``"raw"``: the reward functions' own scale. A normalizer that keeps learning (``MaxScaler``'s running
+            maximum) would otherwise score the same policy differently at every evaluation.
 
     Example:
         >>> ParetoEvaluation(ref_point=-0.1).front_from
@@ -63,44 +89,96 @@ class ParetoEvaluation(Callback):
         task: KnownFront | None = None,
         front_from: Literal["greedy", "sampled"] = "greedy",
         num_logged_samples: int = 8,
+        yardstick: Literal["frozen_normalizer", "raw"] = "frozen_normalizer",
     ) -> None:
+        key = "trainer.callbacks[i].init_args"  # the ParetoEvaluation entry of the callbacks list
+        problems = []
         if not mu > 0:
-            raise ValueError(f"`ParetoEvaluation.mu` must be > 0; got {mu}.")
+            problems.append(f"`{key}.mu` must be > 0; got {mu}.")
         if front_from not in ("greedy", "sampled"):
-            raise ValueError(
-                f"`ParetoEvaluation.front_from` must be 'greedy' or 'sampled'; got {front_from!r}."
-            )
-        self.mu, self.task, self.front_from = mu, task, front_from
+            problems.append(f"`{key}.front_from` must be 'greedy' or 'sampled'; got {front_from!r}.")
+        if yardstick not in ("frozen_normalizer", "raw"):
+            problems.append(f"`{key}.yardstick` must be 'frozen_normalizer' or 'raw'; got {yardstick!r}.")
+        if problems:
+            raise ValueError("invalid ParetoEvaluation configuration:\n  " + "\n  ".join(problems))
+        self.mu, self.task, self.front_from, self.yardstick = mu, task, front_from, yardstick
         self.ideal_point = torch.as_tensor(ideal_point, dtype=torch.float64)
         self.ref_point = torch.as_tensor(ref_point, dtype=torch.float64)
         self.num_logged_samples = num_logged_samples
-        self.last_summary: dict[str, Any] | None = None
-        self._reset()
-
-    def _reset(self) -> None:
-        self._index: list[Tensor] = []
-        self._greedy: list[Tensor] = []
-        self._sampled: list[Tensor] = []
+        self.last_summary: SweepSummary | None = None
+        # The frozen normalizer (a copy of the module's, statistics fixed) and where it was frozen; its state is
+        # kept in checkpoints so a resumed run or a `validate` of a checkpoint measures on the same scale.
+        self._frozen: torch.nn.Module | None = None
+        self._frozen_state: dict[str, Any] | None = None
+        self._frozen_step: int | None = None
+        self._sweeps: dict[str, PreferenceSweep] = {}
         self._samples: list[dict[str, Any]] = []
+        self._num_generations = 0
 
+    # ------------------------------------------------------------------------------------------- yardstick
+    def _fix_yardstick(self, pl_module: pl.LightningModule, step: int) -> None:
+        normalizer = getattr(getattr(pl_module, "reward", None), "normalizer", None)
+        if self.yardstick != "frozen_normalizer" or normalizer is None or self._frozen is not None:
+            return
+        if self._frozen_state is None and int(getattr(normalizer, "num_updates", 0)) == 0:
+            return  # no statistics yet: raw rewards until an evaluation finds some
+        frozen = copy.deepcopy(normalizer).eval()
+        if self._frozen_state is not None:  # from a checkpoint
+            frozen.load_state_dict(self._frozen_state)
+        else:
+            self._frozen_step = step
+        self._frozen = frozen.requires_grad_(False)
+
+    def _measure(self, raw: Tensor) -> Tensor:
+        if self._frozen is None:
+            return raw.double()
+        flat = raw.reshape(-1, raw.shape[-1]).float()  # [N, K]
+        return (
+            self._frozen.normalize(flat.to(next(iter(self._frozen.buffers())).device))
+            .view(raw.shape)
+            .double()
+        )
+
+    @property
+    def yardstick_description(self) -> str:
+        """In words, the scale of the last evaluation's rewards (written to ``summary.json``)."""
+        if self._frozen is None:
+            return "raw rewards"
+        return f"normalized, statistics frozen at step {self._frozen_step}"
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self._frozen.state_dict() if self._frozen is not None else self._frozen_state
+        return {"frozen_normalizer": state, "frozen_step": self._frozen_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._frozen, self._frozen_state = None, state_dict.get("frozen_normalizer")
+        self._frozen_step = state_dict.get("frozen_step")
+
+    # ---------------------------------------------------------------------------------------------- the sweep
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._reset()
+        self._fix_yardstick(pl_module, self.evaluated_step(trainer, pl_module))
+        weights = trainer.datamodule.eval_weights
+        self._sweeps = {
+            name: PreferenceSweep(weights, mu=self.mu, ideal_point=self.ideal_point).to(pl_module.device)
+            for name in ("greedy", "sampled")
+        }
+        self._samples = []
 
     on_test_epoch_start = on_validation_epoch_start
 
     def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+        self, trainer, pl_module, outputs: SweepBatch, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        if not outputs:
+        if outputs is None:
             return
-        self._index.append(outputs["weight_index"].cpu())
-        self._greedy.append(outputs["greedy"].double().cpu())  # [b, K]
-        self._sampled.append(outputs["sampled"].double().cpu())  # [b, G, K]
+        self._sweeps["greedy"].update(outputs.weight_index, self._measure(outputs.greedy))  # [b, K]
+        self._sweeps["sampled"].update(outputs.weight_index, self._measure(outputs.sampled))  # [b, G, K]
+        self._num_generations = outputs.sampled.shape[1]
         names = getattr(getattr(pl_module, "policy", None), "objective_names", None)
-        for i, (p, c) in enumerate(zip(outputs["prompts"], outputs["completions"], strict=True)):
-            r = outputs["greedy"][i].tolist()
+        for i, (p, c) in enumerate(zip(outputs.prompts, outputs.completions, strict=True)):
+            r = outputs.greedy[i].tolist()
             self._samples.append({
-                "prompt": p, "w": [round(x, 6) for x in outputs["weights"][i].tolist()], "completion": c,
+                "prompt": p, "w": [round(x, 6) for x in outputs.weights[i].tolist()], "completion": c,
                 "rewards": dict(zip(names, r, strict=True)) if names else r,
             })  # fmt: skip
 
@@ -110,46 +188,28 @@ class ParetoEvaluation(Callback):
     def _other(self) -> str:
         return "sampled" if self.front_from == "greedy" else "greedy"
 
-    def _shortfall(self, rewards: Tensor, weights: Tensor) -> Tensor:
-        return shortfall(rewards, weights, self.ideal_point, self.mu)
-
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not self._index:
+        if trainer.sanity_checking or not self._sweeps:
             return
         dm = trainer.datamodule
         weights, seen = dm.eval_weights.double(), dm.eval_seen
-        m = len(weights)
-        index = torch.cat(self._index)  # [N]
-        greedy, sampled = torch.cat(self._greedy), torch.cat(self._sampled)  # [N, K], [N, G, K]
-        w_rows = weights[index]  # [N, K]
-        g = sampled.shape[1]
-        stats = {
-            "greedy": per_weight_means(index, greedy, m)[0],
-            "greedy_pu": per_weight_means(index, self._shortfall(greedy, w_rows), m)[0],
-            "sampled": per_weight_means(index, sampled.mean(1), m)[0],
-            "sampled_pu": per_weight_means(index, self._shortfall(sampled, w_rows[:, None]).mean(1), m)[0],
-            "count": per_weight_means(index, torch.ones(len(index), dtype=torch.float64), m)[0],
-        }
-        # Each rank saw its share of the sweep: sum the per-weight statistics over ranks.
-        device = pl_module.device
-        stats = {k: trainer.strategy.reduce(v.to(device), reduce_op="sum").cpu() for k, v in stats.items()}
-        count = stats["count"].clamp_min(1)
-        means = {
-            k: stats[k] / (count[:, None] if stats[k].dim() == 2 else count) for k in stats if k != "count"
-        }
+        means = {name: sweep.compute() for name, sweep in self._sweeps.items()}  # summed over ranks
+        means = {name: m._replace(points=m.points.cpu(), pu=m.pu.cpu()) for name, m in means.items()}
         kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point)
-        front_key = self.front_from
-        other = self._other
-        main = summarize_front(weights, seen, means[front_key], means[f"{front_key}_pu"], **kw)
-        side = summarize_front(weights, seen, means[other], means[f"{other}_pu"], **kw)
-        main_prefix, side_prefix = "val", f"val_{other}"
+        main_m, side_m = means[self.front_from], means[self._other]
+        main = summarize_front(weights, seen, main_m.points, main_m.pu, **kw)
+        side = summarize_front(weights, seen, side_m.points, side_m.pu, **kw)
         for name, value in main.scalars.items():
-            pl_module.log(f"{main_prefix}/{name}", value, sync_dist=False, rank_zero_only=False)
+            pl_module.log(f"val/{name}", value, sync_dist=False, rank_zero_only=False)
         for name, value in side.scalars.items():
-            pl_module.log(f"{side_prefix}/{name}", value, sync_dist=False, rank_zero_only=False)
-        self.last_summary = {"weights": weights, "seen": seen, "greedy": means["greedy"], "sampled": means["sampled"],
-                             "pu": means[f"{front_key}_pu"], "scalars": main.scalars, "side_scalars": side.scalars,
-                             "num_generations": g}  # fmt: skip
+            pl_module.log(f"val_{self._other}/{name}", value, sync_dist=False, rank_zero_only=False)
+        self.last_summary = SweepSummary(
+            step=self.evaluated_step(trainer, pl_module), weights=weights, seen=seen,
+            greedy=means["greedy"].points, sampled=means["sampled"].points, pu=main_m.pu,
+            scalars=main.scalars, side_scalars=side.scalars, num_generations=self._num_generations,
+            yardstick=self.yardstick_description,
+        )  # fmt: skip
+        self._sweeps = {}
         # ``trainer.log_dir`` broadcasts from rank 0 under a distributed strategy, so every rank asks for it.
         log_dir = trainer.log_dir or trainer.default_root_dir
         if trainer.is_global_zero:
@@ -167,25 +227,24 @@ class ParetoEvaluation(Callback):
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log_dir: str) -> None:
         s = self.last_summary
-        step = self.evaluated_step(trainer, pl_module)
+        assert s is not None  # set just before, in on_validation_epoch_end
         os.makedirs(os.path.join(log_dir, "evaluations"), exist_ok=True)
-        k = s["weights"].shape[1]
-        points = s[self.front_from]
+        k = s.weights.shape[1]
+        points = s.greedy if self.front_from == "greedy" else s.sampled
         header = [f"w_{i + 1}" for i in range(k)] + ["seen"] + [f"r_{i + 1}" for i in range(k)] + ["pu"]
         rows = [
             [f"{x:.4f}" for x in w] + [int(sn)] + [f"{x:.6f}" for x in r] + [f"{p:.6f}"]
-            for w, sn, r, p in zip(s["weights"].tolist(), s["seen"].tolist(), points.tolist(), s["pu"].tolist(),
-                                   strict=True)
+            for w, sn, r, p in zip(s.weights.tolist(), s.seen.tolist(), points.tolist(), s.pu.tolist(), strict=True)
         ]  # fmt: skip
         for path in (os.path.join(log_dir, "frontier.csv"),
-                     os.path.join(log_dir, "evaluations", f"step_{step:06d}.csv")):  # fmt: skip
+                     os.path.join(log_dir, "evaluations", f"step_{s.step:06d}.csv")):  # fmt: skip
             with open(path, "w", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(header)
                 writer.writerows(rows)
-        summary = {"step": step}
-        summary.update({f"val/{k}": v for k, v in s["scalars"].items()})
-        summary.update({f"val_{self._other}/{k}": v for k, v in s["side_scalars"].items()})
+        summary: dict[str, Any] = {"step": s.step, "yardstick": s.yardstick}
+        summary.update({f"val/{k}": v for k, v in s.scalars.items()})
+        summary.update({f"val_{self._other}/{k}": v for k, v in s.side_scalars.items()})
         with open(os.path.join(log_dir, "summary.json"), "w") as fh:
             json.dump(summary, fh, indent=1)
         with open(os.path.join(log_dir, "samples.jsonl"), "w") as fh:
@@ -193,18 +252,17 @@ class ParetoEvaluation(Callback):
                 fh.write(json.dumps(row) + "\n")
         names = tuple(getattr(pl_module.policy, "objective_names", ("r_1", "r_2"))[:2])
         exact = self.task.exact_front() if self.task is not None else None
-        sc = s["scalars"]
-        title = f"step {step}: PU {sc['pu']:.3f}, HV {sc['hypervolume']:.3f}"
-        fig = pareto_figure(s["weights"], s["greedy"], s["sampled"], exact, names, title)
+        title = f"step {s.step}: PU {s.scalars['pu']:.3f}, HV {s.scalars['hypervolume']:.3f}"
+        fig = pareto_figure(s.weights, s.greedy, s.sampled, exact, names, title)
         fig.savefig(os.path.join(log_dir, "pareto_front.png"))
         experiment = getattr(trainer.logger, "experiment", None)
         if hasattr(experiment, "add_figure"):
-            experiment.add_figure("val/pareto_front", fig, step)
+            experiment.add_figure("val/pareto_front", fig, s.step)
             table = ["| w | prompt | completion | rewards |", "|---|---|---|---|"]
-            step = max(1, len(self._samples) // max(1, self.num_logged_samples))
-            for row in self._samples[::step][: self.num_logged_samples]:
+            stride = max(1, len(self._samples) // max(1, self.num_logged_samples))
+            for row in self._samples[::stride][: self.num_logged_samples]:
                 table.append(f"| {row['w']} | {row['prompt']} | {row['completion']} | {row['rewards']} |")
-            experiment.add_text("val/samples", "\n".join(table), step)
+            experiment.add_text("val/samples", "\n".join(table), s.step)
         import matplotlib.pyplot as plt
 
         plt.close(fig)

@@ -9,7 +9,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from pareto_lightning.metrics.functional import hypervolume, max_gap, spearman_correlation
+from pareto_lightning.metrics import HypervolumeMetric
+from pareto_lightning.metrics.functional import max_gap, spearman_correlation
 
 
 class KnownFront(Protocol):
@@ -69,11 +70,11 @@ def summarize_front(
     scalars = {"pu": pu.mean().item()}
     scalars["pu_seen"] = pu[seen].mean().item() if seen.any() else float("nan")
     scalars["pu_unseen"] = pu[~seen].mean().item() if (~seen).any() else float("nan")
-    scalars["hypervolume"] = float(hypervolume(points, ref_point))
+    scalars["hypervolume"] = _hypervolume(points, ref_point)
     scalars["spearman"] = sum(float(spearman_correlation(weights[:, i], points[:, i])) for i in range(k)) / k
     scalars["max_gap"] = float(max_gap(points))
     if task is not None:
-        exact_hv = float(hypervolume(task.exact_front().double(), ref_point))
+        exact_hv = _hypervolume(task.exact_front().double(), ref_point)
         oracle = task.oracle_shortfall(weights, mu=mu, ideal_point=ideal_point).double()
         regret = pu - oracle  # [M]
         scalars["pu_regret"] = regret.mean().item()
@@ -81,21 +82,12 @@ def summarize_front(
         scalars["pu_regret_unseen"] = regret[~seen].mean().item() if (~seen).any() else float("nan")
         scalars["hv_ratio"] = scalars["hypervolume"] / exact_hv
         oracle_pts = task.oracle_points(weights, mu=mu, ideal_point=ideal_point).double()
-        scalars["hv_ceiling"] = float(hypervolume(oracle_pts, ref_point)) / exact_hv
+        scalars["hv_ceiling"] = _hypervolume(oracle_pts, ref_point) / exact_hv
     return FrontSummary(points=points, pu=pu, scalars=scalars)
 
 
-def per_weight_means(index: Tensor, values: Tensor, num_weights: int) -> tuple[Tensor, Tensor]:
-    """Sum ``values [N, ...]`` into ``[M, ...]`` by weight ``index [N]`` and return (sums, counts).
-
-    Example:
-        >>> per_weight_means(torch.tensor([0, 1, 1]), torch.tensor([1.0, 2.0, 4.0]), 2)
-        (tensor([1., 6.]), tensor([1., 2.]))
-    """
-    sums = torch.zeros((num_weights, *values.shape[1:]), dtype=values.dtype, device=values.device)
-    sums.index_add_(0, index.to(values.device), values)
-    counts = torch.zeros(num_weights, dtype=values.dtype, device=values.device)
-    counts.index_add_(
-        0, index.to(values.device), torch.ones(len(index), dtype=values.dtype, device=values.device)
-    )
-    return sums, counts
+def _hypervolume(points: Tensor, ref_point: float | Tensor) -> float:
+    # The points are already the sweep's (summed over ranks), so no second sync.
+    metric = HypervolumeMetric(ref_point=ref_point, sync_on_compute=False).set_dtype(torch.float64)
+    metric.update(points[~points.isnan().any(-1)])  # a weight no rank evaluated has no point
+    return float(metric.compute())
