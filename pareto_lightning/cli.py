@@ -19,6 +19,7 @@ from pareto_lightning.callbacks import ParetoEvaluation
 from pareto_lightning.checkpointing import check_checkpoint_path
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
+from pareto_lightning.quiet import silence_expected_messages
 
 
 class ParetoCLI(LightningCLI):
@@ -227,6 +228,7 @@ def short_errors() -> Iterator[None]:
 
 def main(args: list[str] | None = None) -> ParetoCLI:
     """Run the CLI (``args`` defaults to ``sys.argv``); configuration errors print as one message."""
+    silence_expected_messages()
     with short_errors():
         return ParetoCLI(
             PreferenceAlignmentModule,

@@ -19,7 +19,8 @@ class GRPOModule(PreferenceAlignmentModule):
     Per step: ``G`` completions per prompt under the prompt's ``w``; rewards ``[B*G, K]`` -> utilities ``[B*G]``
     with the scalarizer (``LinearScalarization`` = Grid-GRPO, ``SmoothTchebycheff`` = Weighted-GRPO); group-relative
     advantages; clipped-ratio loss with a k3 KL penalty to the reference model. One policy update per rollout, so
-    the "old" log-probs are the current ones detached (the ratio is 1 and its gradient is the policy gradient).
+    the "old" log-probs are the current ones detached (the ratio is 1 and its gradient is the policy gradient), so
+    ``epsilon`` has no effect yet and the ratio's statistics are not logged.
 
     Args:
         epsilon: lower clip ``1 - epsilon`` of the ratio.
@@ -83,7 +84,8 @@ class GRPOModule(PreferenceAlignmentModule):
             logp, logp.detach(), ref, advantages, rollout.completion_mask,
             epsilon=self.epsilon, epsilon_high=self.epsilon_high, beta=self.beta, aggregation=self.aggregation,
         )  # fmt: skip
-        logs = {k: v for k, v in stats._asdict().items()}
+        # With one update per rollout the ratio is exactly 1: its mean and clip fraction would log constants.
+        logs = {k: v for k, v in stats._asdict().items() if k not in ("ratio_mean", "clip_fraction")}
         logs["zero_spread_fraction"] = zero_spread_fraction(utilities, rollout.group_size)
         return loss, logs
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
 from pareto_lightning.data.sources import PromptSource
+from pareto_lightning.data.streams import TRAIN_TICK, EvalShard, Ticks, eval_batch_sizes
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
     DirichletPreferenceSampler,
@@ -27,53 +27,6 @@ from pareto_lightning.preferences import (
 )
 
 log = logging.getLogger(__name__)
-_TRAIN_TICK = "__train_step__"
-
-
-class _Ticks(IterableDataset):
-    """An endless stream of placeholders; the real batch is filled in when it is consumed."""
-
-    def __iter__(self) -> Iterator[dict[str, bool]]:
-        while True:
-            yield {_TRAIN_TICK: True}
-
-
-def eval_batch_sizes(num_items: int, batch_size: int, num_batches: int) -> list[int]:
-    """Sizes of one rank's evaluation batches: ``batch_size`` each, with the largest split until there are
-    ``num_batches`` (every rank must run as many evaluation steps: a sharded policy gathers in each of them).
-
-    Example:
-        >>> eval_batch_sizes(7, 3, 3), eval_batch_sizes(6, 3, 3), eval_batch_sizes(6, 3, 4)
-        ([3, 3, 1], [2, 1, 3], [2, 1, 2, 1])
-    """
-    sizes = [batch_size] * (num_items // batch_size) + (
-        [num_items % batch_size] if num_items % batch_size else []
-    )
-    while len(sizes) < num_batches:
-        i = max(range(len(sizes)), key=sizes.__getitem__)
-        sizes[i : i + 1] = [sizes[i] - sizes[i] // 2, sizes[i] // 2]
-    return sizes
-
-
-class _EvalShard(IterableDataset):
-    """This rank's share of the (evaluation weight x evaluation prompt) sweep, in batches."""
-
-    def __init__(
-        self, items: list[tuple[int, int]], prompts: list[str], weights: Tensor, batch_sizes: list[int]
-    ) -> None:
-        self.items, self.prompts, self.weights, self.batch_sizes = items, prompts, weights, batch_sizes
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        start = 0
-        for size in self.batch_sizes:
-            chunk = self.items[start : start + size]
-            start += size
-            yield {
-                "prompts": [self.prompts[p] for _, p in chunk],
-                "weights": self.weights[[w for w, _ in chunk]],  # [b, K]
-                "weight_index": torch.tensor([w for w, _ in chunk]),  # [b]
-                "prompt_index": torch.tensor([p for _, p in chunk]),  # [b]
-            }
 
 
 class PreferencePromptDataModule(pl.LightningDataModule):
@@ -225,7 +178,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
 
     # ---------------------------------------------------------------------------------------------- training
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Ticks(), batch_size=None)
+        return DataLoader(Ticks(), batch_size=None)
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -270,7 +223,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         return {"prompts": prompts, "weights": weights.float()}
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if isinstance(batch, dict) and batch.get(_TRAIN_TICK):
+        if isinstance(batch, dict) and batch.get(TRAIN_TICK):
             return self.next_train_batch()
         return batch
 
@@ -303,7 +256,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
                 "`data.init_args.eval_batch_size`."
             )
         sizes = eval_batch_sizes(len(mine), self.eval_batch_size, num_batches)
-        shard = _EvalShard(mine, self.eval_prompts, self.eval_weights.float(), sizes)
+        shard = EvalShard(mine, self.eval_prompts, self.eval_weights.float(), sizes)
         return DataLoader(shard, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -72,11 +72,17 @@ def test_eval_prompt_too_long_is_refused_before_training(tmp_path, capsys):
 
 
 @pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
-def test_fit_has_a_crash_checkpoint_and_validate_reports_the_checkpoint_step(tmp_path, capsys, recwarn):
+def test_fit_has_a_crash_checkpoint_and_validate_reports_the_checkpoint_step(
+    tmp_path, capsys, recwarn, caplog
+):
     cli = _cli(tmp_path)
     assert sum(isinstance(c, CrashCheckpoint) for c in cli.trainer.callbacks) == 1
     # Unlike Lightning's OnExceptionCheckpoint, it does not turn a fresh fit into a resume from "last".
     assert not any('ckpt_path="last"' in str(w.message) for w in recwarn)
+    # The expected messages are silenced: frozen modules in eval mode, a torch deprecation inside Lightning, an
+    # advertisement.
+    assert not any("eval mode" in str(w.message) or "LeafSpec" in str(w.message) for w in recwarn)
+    assert "GPU available" in caplog.text and "Tip:" not in caplog.text
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("Results in") and "summary.json" in last and "checkpoints/" in last
     ckpt = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
