@@ -77,11 +77,11 @@ def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str
         key: the policy's config key (``model.init_args.policy.init_args``).
 
     Example:
-        >>> check_prompt_format({"weight_decimals": 2}, {"weight_decimals": 1}, "policy")
+        >>> check_prompt_format({"weight_decimals": 2}, {"weight_decimals": 1}, "model.init_args.policy.init_args")
         Traceback (most recent call last):
         ...
         ValueError: the policy writes its prompts differently from how the model learned to read them:
-          `policy.weight_decimals`=1 but the model was trained on `policy.model.init_args.weight_decimals`=2
+          `model.init_args.policy.init_args.weight_decimals`=1 but the model was trained on ...=2
         set each pair to the same value.
     """
     problems = [

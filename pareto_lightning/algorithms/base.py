@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.policy import PreferencePolicy, Rollout
-from pareto_lightning.preferences import validate_preference
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.rewards.functional import finite_groups
 from pareto_lightning.rollout import SweepBatch
@@ -200,9 +199,10 @@ class PreferenceAlignmentModule(pl.LightningModule):
         keep_nonfinite: bool = False,
     ) -> tuple[Rollout, Tensor, Tensor]:
         """Generate, score and normalize: returns the rollout, raw rewards ``[N, K]`` and normalized ``[N, K]``."""
-        prompts = list(batch["prompts"])
-        weights = validate_preference(batch["weights"], self.num_objectives, key="batch['weights']")
-        rollout = self.policy.generate(prompts, weights, num_generations, do_sample=do_sample)
+        # The policy validates the preferences where they enter it (generate).
+        rollout = self.policy.generate(
+            list(batch["prompts"]), batch["weights"], num_generations, do_sample=do_sample
+        )
         raw, normalized = self.reward(rollout.prompts, rollout.completions, keep_nonfinite)  # [N, K] each
         return rollout, raw.to(self.device), normalized.to(self.device)
 

@@ -26,6 +26,7 @@ from pareto_lightning.callbacks.reptile import (
 )
 
 _SCHEDULES = ("linear", "constant")
+_KEY = "trainer.callbacks[i].init_args"  # the MetaLoop entry of the callbacks list, as a user types it
 
 
 class MetaLoop(Callback):
@@ -119,27 +120,29 @@ class MetaLoop(Callback):
     ) -> None:
         problems = []
         if inner_steps < 1:
-            problems.append(f"`MetaLoop.inner_steps` must be >= 1; got {inner_steps}.")
+            problems.append(f"`{_KEY}.inner_steps` must be >= 1; got {inner_steps}.")
         if tasks_per_meta_step < 1:
-            problems.append(f"`MetaLoop.tasks_per_meta_step` must be >= 1; got {tasks_per_meta_step}.")
+            problems.append(f"`{_KEY}.tasks_per_meta_step` must be >= 1; got {tasks_per_meta_step}.")
         if not meta_lr > 0:
-            problems.append(f"`MetaLoop.meta_lr` must be > 0; got {meta_lr}.")
+            problems.append(f"`{_KEY}.meta_lr` must be > 0; got {meta_lr}.")
         if meta_lr_schedule not in _SCHEDULES:
             problems.append(
-                f"`MetaLoop.meta_lr_schedule` must be one of {_SCHEDULES}; got {meta_lr_schedule!r}."
+                f"`{_KEY}.meta_lr_schedule` must be one of {_SCHEDULES}; got {meta_lr_schedule!r}."
             )
         if (
             isinstance(outer_momentum, bool)
             or not isinstance(outer_momentum, (int, float))
             or not (0 <= outer_momentum < 1)
         ):
-            problems.append(f"`MetaLoop.outer_momentum` must be a number in [0, 1); got {outer_momentum!r}.")
+            problems.append(f"`{_KEY}.outer_momentum` must be a number in [0, 1); got {outer_momentum!r}.")
         elif outer_nesterov and outer_momentum == 0:
-            problems.append("`MetaLoop.outer_nesterov: true` needs `MetaLoop.outer_momentum` > 0.")
+            problems.append(f"`{_KEY}.outer_nesterov: true` needs `{_KEY}.outer_momentum` > 0.")
         if total_meta_steps is not None and total_meta_steps < 1:
-            problems.append(f"`MetaLoop.total_meta_steps` must be >= 1 or null; got {total_meta_steps}.")
+            problems.append(f"`{_KEY}.total_meta_steps` must be >= 1 or null; got {total_meta_steps}.")
         if problems:
-            raise ValueError("invalid MetaLoop configuration:\n  " + "\n  ".join(problems))
+            raise ValueError(
+                "invalid MetaLoop configuration (its entry in trainer.callbacks):\n  " + "\n  ".join(problems)
+            )
         self.inner_steps, self.tasks_per_meta_step = inner_steps, tasks_per_meta_step
         self.meta_lr, self.meta_lr_schedule = float(meta_lr), meta_lr_schedule
         self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
@@ -201,7 +204,7 @@ class MetaLoop(Callback):
         total = self._total if total is None else total
         if total is None:
             raise ValueError(
-                "the linear meta_lr schedule needs T: set `MetaLoop.total_meta_steps` (or "
+                f"the linear meta_lr schedule needs T: set `{_KEY}.total_meta_steps` (or "
                 "`trainer.max_steps`, from which it is derived when fitting starts), or pass `total`."
             )
         return self.meta_lr * max(0.0, 1.0 - t / total)
@@ -221,7 +224,7 @@ class MetaLoop(Callback):
             held = dm.steps_per_preference
             if held is not None and held != self.inner_steps:
                 raise ValueError(
-                    f"`data.init_args.steps_per_preference`={held} must equal `MetaLoop.inner_steps`="
+                    f"`data.init_args.steps_per_preference`={held} must equal `{_KEY}.inner_steps`="
                     f"{self.inner_steps} (both count the optimizer steps spent on one preference); leave the "
                     "first unset (the MetaLoop sets it)."
                 )
@@ -231,9 +234,9 @@ class MetaLoop(Callback):
         if self.total_meta_steps is None:
             if derived < 1 and self.meta_lr_schedule == "linear":
                 raise ValueError(
-                    "the linear meta_lr schedule needs T: `MetaLoop.total_meta_steps` is null and "
+                    f"the linear meta_lr schedule needs T: `{_KEY}.total_meta_steps` is null and "
                     f"`trainer.max_steps`={trainer.max_steps} does not cover one meta-iteration of "
-                    f"{per_iteration} optimizer steps; set `MetaLoop.total_meta_steps` or a larger "
+                    f"{per_iteration} optimizer steps; set `{_KEY}.total_meta_steps` or a larger "
                     "`trainer.max_steps`."
                 )
             self._total = derived if derived >= 1 else None
@@ -351,19 +354,19 @@ class MetaLoop(Callback):
         if state_dict["anchor"] is not None and saved != (self.inner_steps, self.tasks_per_meta_step):
             raise ValueError(
                 f"the checkpoint stopped inside a meta-iteration with inner_steps={saved[0]} and "
-                f"tasks_per_meta_step={saved[1]}; resume with the same `MetaLoop.inner_steps` and "
-                "`MetaLoop.tasks_per_meta_step`."
+                f"tasks_per_meta_step={saved[1]}; resume with the same `{_KEY}.inner_steps` and "
+                f"`{_KEY}.tasks_per_meta_step`."
             )
         total = state_dict["total_meta_steps"]
         if self.total_meta_steps is not None and total != self.total_meta_steps:
             rank_zero_warn(
-                f"`MetaLoop.total_meta_steps`={self.total_meta_steps} replaces the checkpoint's T={total}."
+                f"`{_KEY}.total_meta_steps`={self.total_meta_steps} replaces the checkpoint's T={total}."
             )
         else:  # the resumed run continues its schedule; an explicit total_meta_steps can extend it
             if self._total is not None and total != self._total:
                 rank_zero_warn(
                     f"keeping the checkpoint's T={total} meta-iterations (`trainer.max_steps` now gives "
-                    f"{self._total}); set `MetaLoop.total_meta_steps` to change it."
+                    f"{self._total}); set `{_KEY}.total_meta_steps` to change it."
                 )
             self._total = total
         self._iteration, self._tasks_done = int(state_dict["iteration"]), int(state_dict["tasks_done"])
@@ -374,7 +377,7 @@ class MetaLoop(Callback):
         buffer = state_dict.get("buffer")  # absent in checkpoints written before outer momentum existed
         if buffer is not None and not self.outer_momentum:
             rank_zero_warn(
-                "the checkpoint has an outer momentum buffer but `MetaLoop.outer_momentum` is 0: the buffer is "
+                f"the checkpoint has an outer momentum buffer but `{_KEY}.outer_momentum` is 0: the buffer is "
                 "dropped and the meta steps continue as plain Reptile."
             )
             buffer = None

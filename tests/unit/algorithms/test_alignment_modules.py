@@ -146,7 +146,7 @@ def test_configuration_errors_name_the_key(reward_model_dir):
 
 def test_batch_errors(reward_model_dir):
     module = _module(GRPOModule, reward_model_dir, num_generations=2)
-    with pytest.raises(ValueError, match=r"batch\['weights'\]"):
+    with pytest.raises(ValueError, match=r"`weights` must have 2 entries"):
         module.training_step({"prompts": ["hi"], "weights": torch.tensor([[0.2, 0.3, 0.5]])}, 0)
     with pytest.raises(ValueError, match="empty"):
         module.training_step({"prompts": [], "weights": torch.zeros(0, 2)}, 0)
@@ -174,8 +174,8 @@ def test_validation_step_is_reproducible():
     a = module.validation_step(batch, 0)
     torch.rand(5)  # the global RNG moving on must not matter
     b = module.validation_step(batch, 0)
-    assert a["sampled"].shape == (2, 3, 2) and a["greedy"].shape == (2, 2)
-    assert torch.equal(a["sampled"], b["sampled"]) and a["completions"] == b["completions"]
+    assert a.sampled.shape == (2, 3, 2) and a.greedy.shape == (2, 2)
+    assert torch.equal(a.sampled, b.sampled) and a.completions == b.completions
     _ = LexiconLM  # the policy model class used by the task
 
 

@@ -17,6 +17,8 @@ from pareto_lightning.callbacks import MetaLoop
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.data.sources import ListPrompts
 
+K = r"`trainer\.callbacks\[i\]\.init_args"  # the MetaLoop entry, as error messages name it
+
 THETA_0 = [0.5, -1.0]
 LR = 0.1
 
@@ -285,15 +287,27 @@ def test_checkpoint_holds_anchor_and_delta(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(inner_steps=0), r"`MetaLoop.inner_steps` must be >= 1; got 0"),
-        (dict(inner_steps=2, tasks_per_meta_step=0), r"`MetaLoop.tasks_per_meta_step` must be >= 1; got 0"),
-        (dict(inner_steps=2, meta_lr=0.0), r"`MetaLoop.meta_lr` must be > 0; got 0.0"),
-        (dict(inner_steps=2, meta_lr=float("nan")), r"`MetaLoop.meta_lr` must be > 0; got nan"),
+        (dict(inner_steps=0), K + r".inner_steps` must be >= 1; got 0"),
+        (
+            dict(inner_steps=2, tasks_per_meta_step=0),
+            K + r".tasks_per_meta_step` must be >= 1; got 0",
+        ),
+        (
+            dict(inner_steps=2, meta_lr=0.0),
+            K + r".meta_lr` must be > 0; got 0.0",
+        ),
+        (
+            dict(inner_steps=2, meta_lr=float("nan")),
+            K + r".meta_lr` must be > 0; got nan",
+        ),
         (
             dict(inner_steps=2, meta_lr_schedule="cosine"),
-            r"`MetaLoop.meta_lr_schedule` must be one of .*'cosine'",
+            K + r".meta_lr_schedule` must be one of .*'cosine'",
         ),
-        (dict(inner_steps=2, total_meta_steps=0), r"`MetaLoop.total_meta_steps` must be >= 1 or null; got 0"),
+        (
+            dict(inner_steps=2, total_meta_steps=0),
+            K + r".total_meta_steps` must be >= 1 or null; got 0",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -307,7 +321,7 @@ def test_all_bad_arguments_reported_at_once():
 
 
 def test_linear_schedule_needs_total():
-    with pytest.raises(ValueError, match=r"set `MetaLoop.total_meta_steps`"):
+    with pytest.raises(ValueError, match=r"set " + K + r".total_meta_steps`"):
         MetaLoop(inner_steps=2).meta_lr_at(0)
     assert MetaLoop(inner_steps=2, meta_lr_schedule="constant").meta_lr_at(10**6) == 1.5
 
@@ -357,7 +371,7 @@ class _HeldPreferenceData(PreferencePromptDataModule):
     [
         (
             dict(steps_per_preference=3),
-            r"`data.init_args.steps_per_preference`=3 must equal `MetaLoop.inner_steps`=4",
+            r"`data.init_args.steps_per_preference`=3 must equal " + K + r".inner_steps`=4",
         ),
         (
             dict(per_prompt_preferences=True),
@@ -429,7 +443,10 @@ def test_resume_schedule_length():
         kept.load_state_dict(_mid_iteration_state())
     assert kept.meta_lr_at(1) == pytest.approx(1.0)
     explicit = MetaLoop(inner_steps=2, total_meta_steps=6)
-    with pytest.warns(UserWarning, match=r"`MetaLoop.total_meta_steps`=6 replaces the checkpoint's T=3"):
+    with pytest.warns(
+        UserWarning,
+        match=K + r".total_meta_steps`=6 replaces the checkpoint's T=3",
+    ):
         explicit.load_state_dict(_mid_iteration_state())
     assert explicit.meta_lr_at(3) == pytest.approx(0.75)
 
@@ -522,9 +539,18 @@ def test_resume_with_outer_momentum_is_exact(tmp_path, crash_at):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        (dict(outer_momentum=1.0), r"`MetaLoop.outer_momentum` must be a number in \[0, 1\); got 1.0"),
-        (dict(outer_momentum=-0.1), r"`MetaLoop.outer_momentum` must be a number in \[0, 1\); got -0.1"),
-        (dict(outer_nesterov=True), r"`MetaLoop.outer_nesterov: true` needs `MetaLoop.outer_momentum` > 0"),
+        (
+            dict(outer_momentum=1.0),
+            K + r".outer_momentum` must be a number in \[0, 1\); got 1.0",
+        ),
+        (
+            dict(outer_momentum=-0.1),
+            K + r".outer_momentum` must be a number in \[0, 1\); got -0.1",
+        ),
+        (
+            dict(outer_nesterov=True),
+            K + r".outer_nesterov: true` needs " + K + r".outer_momentum` > 0",
+        ),
     ],
 )
 def test_bad_outer_momentum(kwargs, match):
@@ -536,6 +562,6 @@ def test_buffer_dropped_without_momentum_warns():
     state = MetaLoop(inner_steps=2, total_meta_steps=3).state_dict()
     state["buffer"] = {"theta": torch.ones(2)}
     loop = MetaLoop(inner_steps=2, total_meta_steps=3)
-    with pytest.warns(UserWarning, match=r"outer momentum buffer but `MetaLoop.outer_momentum` is 0"):
+    with pytest.warns(UserWarning, match=r"outer momentum buffer but " + K + r".outer_momentum` is 0"):
         loop.load_state_dict(state)
     assert loop._buffer is None

@@ -1,0 +1,85 @@
+"""Every config key an error message names is a path a user can type: it exists in a recipe's resolved config."""
+
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+from pareto_lightning.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGE = os.path.join(ROOT, "pareto_lightning")
+RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True))
+# Trainer attributes that messages mention as state, not as settings.
+RUNTIME = {"trainer.global_step", "trainer.log_dir"}
+QUOTED = re.compile(r"`((?:model|data|trainer)\.[A-Za-z_.0-9\[\]]+|\{_KEY\}[A-Za-z_.0-9\[\]]*)`")
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(value, list):
+        for v in value:
+            yield from _flatten(v, f"{prefix}[i]")
+    if prefix:
+        yield prefix
+
+
+@pytest.fixture(scope="module")
+def typable_paths():
+    paths = set()
+    for recipe in RECIPES:
+        args = ["fit", "--config", recipe] if "ablations" not in recipe else None
+        if args is None:  # override files need their base recipe
+            base = "weighted_grpo.yaml" if "per_prompt" in recipe else "weighted_meta.yaml"
+            args = ["fit", "--config", os.path.join(ROOT, "recipes", base), "--config", recipe]
+        paths |= set(_flatten(_printed_config(args)))
+    return paths
+
+
+def _printed_config(args):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main([*args, "--print_config"])
+    return yaml.safe_load(out.getvalue())
+
+
+def _quoted_paths():
+    found = {}
+    for path in glob.glob(os.path.join(PACKAGE, "**", "*.py"), recursive=True):
+        text = open(path).read()
+        key = re.search(r'^_KEY = "([^"]+)"', text, re.M)
+        for match in QUOTED.finditer(text):
+            quoted = match.group(1)
+            if quoted.startswith("{_KEY}"):
+                if key is None:
+                    continue
+                quoted = key.group(1) + quoted[len("{_KEY}") :]
+            if quoted.endswith(".") or quoted in RUNTIME or "{" in quoted:
+                continue
+            if not quoted.startswith("trainer.") and ".init_args" not in quoted:
+                continue  # an object's attribute (model.config...), not a config key
+            found.setdefault(quoted, os.path.relpath(path, ROOT))
+    return found
+
+
+def test_every_quoted_key_is_a_typable_path(typable_paths):
+    quoted = _quoted_paths()
+    assert len(quoted) > 30  # the scan found the messages
+    missing = {k: where for k, where in quoted.items() if k not in typable_paths}
+    assert not missing, missing
+
+
+def test_no_message_names_a_class_instead_of_a_path():
+    offenders = []
+    for path in glob.glob(os.path.join(PACKAGE, "**", "*.py"), recursive=True):
+        for n, line in enumerate(open(path), 1):
+            if re.search(r"(?<!`)`(MetaLoop|ParetoEvaluation|policy|scalarizer)\.[a-z_]+", line):
+                offenders.append(f"{os.path.relpath(path, ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
