@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
+from pareto_lightning.algorithms.reuse import RolloutReuse, ScoredRollout
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
@@ -105,6 +106,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.sample_log_every_n_steps = sample_log_every_n_steps
         self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
         self.train_seed, self.nan_policy = train_seed, nan_policy
+        self.rollout_reuse = RolloutReuse(1)  # one update per rollout unless a subclass reuses them
+        self.loss_state: dict[str, Tensor | None] = {}
         self.checkpoint_step: int | None = None  # the global_step of the checkpoint loaded, if any
         # Rewards are frozen and never seen by the optimizer. The reward models are rebuilt from their own names
         # whenever the module is built, so checkpoints leave them out (the normalizer's statistics are kept; the
@@ -174,11 +177,13 @@ class PreferenceAlignmentModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[RUN_SIGNATURE_KEY] = self.run_signature()
         checkpoint["pareto_lightning_train_seed"] = self.train_seed
+        checkpoint["pareto_lightning_rollouts"] = self.rollout_reuse.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.checkpoint_step = int(checkpoint.get("global_step", 0))
         if checkpoint.get("pareto_lightning_train_seed") is not None:
             self.train_seed = int(checkpoint["pareto_lightning_train_seed"])
+        self.rollout_reuse.load_state_dict(checkpoint.get("pareto_lightning_rollouts", {}))
         # Only resuming training is refused: evaluating a checkpoint under another recipe is legitimate.
         if self._trainer is None or self.trainer.state.fn != "fit":
             return
@@ -229,8 +234,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
             int(self.train_seed or 0) + 1_000_003 * self.global_step + 7919 * micro + self.global_rank
         ) % 2**63
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        """One rollout and update; returns ``{"loss", "utility"}`` (the mean utility, read by ``MetaLoop``)."""
+    def _scored_rollout(self, batch: dict[str, Any], batch_idx: int) -> ScoredRollout:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._step_seed(batch_idx))
@@ -238,6 +242,25 @@ class PreferenceAlignmentModule(pl.LightningModule):
             rollout, raw, normalized = self.rollout(batch, self.num_generations, keep_nonfinite=skip)
         rollout, raw, normalized, skipped = self._drop_nonfinite_groups(rollout, raw, normalized)
         utilities = self.scalarizer(normalized, rollout.weights.to(normalized))  # [N]
+        return ScoredRollout(rollout, raw, normalized, utilities, skipped)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """One update, on a new rollout or (``num_iterations > 1``) on the one made ``t % num_iterations``
+        steps ago; returns ``{"loss", "utility"}`` (the mean utility, read by ``MetaLoop``)."""
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        micro = batch_idx % max(1, accumulate)
+        scored = self.rollout_reuse.get(self.global_step, micro)
+        if scored is None:
+            scored = self._scored_rollout(batch, batch_idx)
+            self.rollout_reuse.put(micro, scored)
+        self.loss_state = scored.loss_state  # compute_loss keeps what later iterations need in it
+        rollout, raw, normalized, utilities, skipped = (
+            scored.rollout,
+            scored.raw,
+            scored.normalized,
+            scored.utilities,
+            scored.skipped,
+        )
         loss, stats = self.compute_loss(rollout, utilities)
         lengths = rollout.completion_mask.sum(-1).float()  # [N]
         logs = {

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from torch import Tensor
 
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
+from pareto_lightning.algorithms.reuse import RolloutReuse
 from pareto_lightning.losses import group_advantages, grpo_loss, zero_spread_fraction
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
@@ -18,13 +19,18 @@ class GRPOModule(PreferenceAlignmentModule):
 
     Per step: ``G`` completions per prompt under the prompt's ``w``; rewards ``[B*G, K]`` -> utilities ``[B*G]``
     with the scalarizer (``LinearScalarization`` = Grid-GRPO, ``SmoothTchebycheff`` = Weighted-GRPO); group-relative
-    advantages; clipped-ratio loss with a k3 KL penalty to the reference model. One policy update per rollout, so
-    the "old" log-probs are the current ones detached (the ratio is 1 and its gradient is the policy gradient), so
-    ``epsilon`` has no effect yet and the ratio's statistics are not logged.
+    advantages; clipped-ratio loss with a k3 KL penalty to the reference model.
+
+    Each rollout serves ``num_iterations`` optimizer steps (the GRPO paper's ``mu``, TRL's ``num_iterations``):
+    its first step records the "old" log-probs (and the reference's), later steps use the importance ratio
+    ``exp(logp - old_logp)`` clipped to ``[1 - epsilon, 1 + epsilon_high]``. The data module serves the same
+    batches for those steps. With ``num_iterations = 1`` the ratio is exactly 1 (its gradient is the policy
+    gradient), ``epsilon`` has no effect, and ``train/ratio_mean`` and ``train/clip_fraction`` are not logged.
 
     Args:
         epsilon: lower clip ``1 - epsilon`` of the ratio.
         epsilon_high: upper clip (defaults to ``epsilon``).
+        num_iterations: optimizer steps per rollout (``>= 1``); with a ``MetaLoop`` it must divide ``inner_steps``.
         advantage_scale: ``"group"`` (GRPO), ``"batch"`` or ``"none"`` (Dr. GRPO) normalization of advantages.
         aggregation: ``"sequence_mean"`` (GRPO) or ``"token_mean"`` (DAPO) loss aggregation.
         (other arguments: see :class:`PreferenceAlignmentModule`)
@@ -56,6 +62,7 @@ class GRPOModule(PreferenceAlignmentModule):
         epsilon_high: float | None = None,
         advantage_scale: Literal["group", "batch", "none"] = "group",
         aggregation: Literal["sequence_mean", "token_mean"] = "sequence_mean",
+        num_iterations: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(policy, reward, scalarizer, num_generations=num_generations, beta=beta, **kwargs)
@@ -72,20 +79,39 @@ class GRPOModule(PreferenceAlignmentModule):
             problems.append(
                 f"`model.init_args.aggregation` must be 'sequence_mean' or 'token_mean'; got {aggregation!r}."
             )
+        if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 1:
+            problems.append(
+                f"`model.init_args.num_iterations` must be an integer >= 1; got {num_iterations!r}."
+            )
         if problems:
             raise ValueError("invalid GRPOModule configuration:\n  " + "\n  ".join(problems))
         self.epsilon, self.epsilon_high = epsilon, epsilon_high
         self.advantage_scale, self.aggregation = advantage_scale, aggregation
+        self.num_iterations = num_iterations
+        self.rollout_reuse = RolloutReuse(num_iterations)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # The data module serves each window of batches for num_iterations steps, as the rollouts are reused.
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and hasattr(dm, "batch_reuse"):
+            dm.batch_reuse = self.num_iterations
 
     def compute_loss(self, rollout: Rollout, utilities: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        advantages = group_advantages(utilities, rollout.group_size, scale=self.advantage_scale)  # [N]
-        logp, ref = self.sequence_log_probs(rollout)  # [N, T] each
+        state = self.loss_state  # empty at a rollout's first iteration, kept for the later ones
+        if not state:
+            advantages = group_advantages(utilities, rollout.group_size, scale=self.advantage_scale)  # [N]
+            logp, ref = self.sequence_log_probs(rollout)  # [N, T] each
+            state.update(advantages=advantages, old_logp=logp.detach(), ref_logp=ref)
+        else:  # the reference and the advantages do not change between iterations: no second forward
+            logp = self.policy.log_probs(rollout)  # [N, T]
         loss, stats = grpo_loss(
-            logp, logp.detach(), ref, advantages, rollout.completion_mask,
+            logp, state["old_logp"], state["ref_logp"], state["advantages"], rollout.completion_mask,
             epsilon=self.epsilon, epsilon_high=self.epsilon_high, beta=self.beta, aggregation=self.aggregation,
         )  # fmt: skip
-        # With one update per rollout the ratio is exactly 1: its mean and clip fraction would log constants.
-        logs = {k: v for k, v in stats._asdict().items() if k not in ("ratio_mean", "clip_fraction")}
+        logs = stats._asdict()
+        if self.num_iterations == 1:  # the ratio is exactly 1: its mean and clip fraction would log constants
+            logs = {k: v for k, v in logs.items() if k not in ("ratio_mean", "clip_fraction")}
         logs["zero_spread_fraction"] = zero_spread_fraction(utilities, rollout.group_size)
         return loss, logs
 

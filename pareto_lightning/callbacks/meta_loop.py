@@ -219,6 +219,12 @@ class MetaLoop(Callback):
                 "`data.init_args.per_prompt_preferences: true` gives every prompt its own preference, but a "
                 "MetaLoop task trains on one preference; set it to false."
             )
+        reuse = getattr(pl_module, "num_iterations", 1)
+        if self.inner_steps % reuse:
+            raise ValueError(
+                f"`{_KEY}.inner_steps`={self.inner_steps} must be a multiple of `model.init_args.num_iterations`="
+                f"{reuse}: a rollout made under one task's preference would be reused in the next task."
+            )
         # The task length has one owner, this callback: the data module holds each preference for inner_steps.
         if hasattr(dm, "steps_per_preference"):
             held = dm.steps_per_preference

@@ -122,9 +122,14 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._cursor = 0
         self._held: Tensor | None = None  # the preference of the current task
         self._held_left = 0  # batches left under it
-        self._before_draw: dict[str, Any] | None = (
-            None  # the state before the last batch (see rewind_last_batch)
-        )
+        self._before_draw: dict[str, Any] | None = None  # the state before the last batch (rewind_last_batch)
+        # Optimizer steps each window of batches serves: set by an algorithm module that reuses its rollouts
+        # (GRPOModule's num_iterations), which owns that rule; 1 draws a new batch every time.
+        self.batch_reuse = 1
+        self._draws = 0  # batches served so far
+        self._window: list[
+            dict[str, Any]
+        ] = []  # the current window's fresh batches, served again while reused
 
     def _resolve_eval_weights(self, eval_weights: str | list[list[float]], divisions: int) -> Tensor:
         if isinstance(eval_weights, str):
@@ -203,14 +208,35 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._cursor += need
         return out
 
-    def _batches_per_preference(self) -> int:
+    def _accumulate(self) -> int:
         trainer = getattr(self, "trainer", None)
-        accumulate = trainer.accumulate_grad_batches if trainer is not None else 1
-        return (self.steps_per_preference or 1) * accumulate
+        return trainer.accumulate_grad_batches if trainer is not None else 1
+
+    def _batches_per_preference(self) -> int:
+        # Counted in fresh batches: with batch_reuse, each window of micro-batches serves several steps.
+        a = self._accumulate()
+        return max(a, (self.steps_per_preference or 1) * a // self.batch_reuse)
 
     def next_train_batch(self) -> dict[str, Any]:
-        """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``."""
+        """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``.
+
+        With ``batch_reuse = mu > 1`` (set by an algorithm module that reuses each rollout for ``mu`` optimizer
+        steps) each window of ``accumulate_grad_batches`` batches is served ``mu`` times in a row, so the
+        module's reused rollouts and the batches it is handed agree and no prompt is skipped.
+        """
         self._before_draw = self.state_dict()
+        window = self._accumulate()
+        position = self._draws % (window * self.batch_reuse)
+        self._draws += 1
+        if position >= window:  # a repeat of this window's batch
+            held = self._window[position % window]
+            return {"prompts": list(held["prompts"]), "weights": held["weights"].clone()}
+        batch = self._draw()
+        if self.batch_reuse > 1:
+            self._window[position : position + 1] = [batch]
+        return batch
+
+    def _draw(self) -> dict[str, Any]:
         prompts = self._next_prompts()
         if self.per_prompt_preferences:
             weights = self.sampler.sample(len(prompts))  # [B, K]
@@ -278,6 +304,10 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             "cursor": self._cursor,
             "held": None if self._held is None else self._held.clone(),
             "held_left": self._held_left,
+            "draws": self._draws,
+            "window": [
+                {"prompts": list(b["prompts"]), "weights": b["weights"].clone()} for b in self._window
+            ],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -286,3 +316,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._order, self._cursor = state["order"].clone(), int(state["cursor"])
         self._held = None if state["held"] is None else state["held"].clone()
         self._held_left = int(state["held_left"])
+        self._draws = int(state.get("draws", 0))
+        self._window = [
+            {"prompts": list(b["prompts"]), "weights": b["weights"].clone()} for b in state.get("window", [])
+        ]
