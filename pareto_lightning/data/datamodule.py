@@ -17,13 +17,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from pareto_lightning.data.sources import PromptSource
-from pareto_lightning.data.streams import TRAIN_TICK, EvalShard, Ticks, eval_batch_sizes
+from pareto_lightning.data.streams import TRAIN_TICK, EvalShard, Ticks, eval_batch_sizes, resolve_eval_weights
 from pareto_lightning.preferences import (
-    PAPER_EVAL_WEIGHTS,
     DirichletPreferenceSampler,
     simplex_grid,
     split_seen_unseen,
-    validate_preference,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +110,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self.max_prompt_chars, self.seed = max_prompt_chars, seed
         self.train_support = None if grid_divisions is None else simplex_grid(num_objectives, grid_divisions)
         self.sampler = DirichletPreferenceSampler(num_objectives, alpha, self.train_support, seed=seed)
-        self.eval_weights = self._resolve_eval_weights(eval_weights, eval_lattice_divisions)
+        self.eval_weights = resolve_eval_weights(eval_weights, num_objectives, eval_lattice_divisions)
         support = self.train_support if self.train_support is not None else torch.zeros(0, num_objectives)
         self.eval_seen = split_seen_unseen(self.eval_weights, support)  # [M] bool
         self.train_prompts: list[str] = []
@@ -130,26 +128,6 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._window: list[
             dict[str, Any]
         ] = []  # the current window's fresh batches, served again while reused
-
-    def _resolve_eval_weights(self, eval_weights: str | list[list[float]], divisions: int) -> Tensor:
-        if isinstance(eval_weights, str):
-            if eval_weights == "paper_table1":
-                if self.num_objectives != 2:
-                    raise ValueError(
-                        "`data.init_args.eval_weights: paper_table1` is the 2-objective sweep of Table 1; with "
-                        f"num_objectives={self.num_objectives} use 'lattice' or a list."
-                    )
-                return PAPER_EVAL_WEIGHTS.clone()
-            if eval_weights == "lattice":
-                return simplex_grid(self.num_objectives, divisions)
-            raise ValueError(
-                f"`data.init_args.eval_weights` must be 'paper_table1', 'lattice' or a list; got {eval_weights!r}."
-            )
-        w = validate_preference(torch.as_tensor(eval_weights, dtype=torch.float64), self.num_objectives,
-                                key="data.init_args.eval_weights")  # fmt: skip
-        if w.dim() != 2 or len(w) == 0:
-            raise ValueError("`data.init_args.eval_weights` must be a non-empty list of weight vectors.")
-        return w
 
     # -------------------------------------------------------------------------------------------------- setup
     def _clean(self, prompts: list[str], key: str) -> list[str]:

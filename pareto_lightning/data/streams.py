@@ -1,4 +1,4 @@
-"""The iterable datasets behind the data module: training placeholders and this rank's share of the sweep."""
+"""The data module's helpers: the evaluation weights, training placeholders and this rank's share of the sweep."""
 
 from __future__ import annotations
 
@@ -9,7 +9,38 @@ import torch
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
+from pareto_lightning.preferences import PAPER_EVAL_WEIGHTS, simplex_grid, validate_preference
+
 TRAIN_TICK = "__train_step__"
+
+
+def resolve_eval_weights(
+    eval_weights: str | list[list[float]], num_objectives: int, divisions: int
+) -> Tensor:
+    """``data.init_args.eval_weights`` as a ``[M, K]`` tensor: ``"paper_table1"``, ``"lattice"`` or a list.
+
+    Example:
+        >>> resolve_eval_weights("lattice", 2, 2).tolist()
+        [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    """
+    if isinstance(eval_weights, str):
+        if eval_weights == "paper_table1":
+            if num_objectives != 2:
+                raise ValueError(
+                    "`data.init_args.eval_weights: paper_table1` is the 2-objective sweep of Table 1; with "
+                    f"num_objectives={num_objectives} use 'lattice' or a list."
+                )
+            return PAPER_EVAL_WEIGHTS.clone()
+        if eval_weights == "lattice":
+            return simplex_grid(num_objectives, divisions)
+        raise ValueError(
+            f"`data.init_args.eval_weights` must be 'paper_table1', 'lattice' or a list; got {eval_weights!r}."
+        )
+    w = validate_preference(torch.as_tensor(eval_weights, dtype=torch.float64), num_objectives,
+                            key="data.init_args.eval_weights")  # fmt: skip
+    if w.dim() != 2 or len(w) == 0:
+        raise ValueError("`data.init_args.eval_weights` must be a non-empty list of weight vectors.")
+    return w
 
 
 class Ticks(IterableDataset):
@@ -58,4 +89,4 @@ class EvalShard(IterableDataset):
             }
 
 
-__all__ = ["TRAIN_TICK", "EvalShard", "Ticks", "eval_batch_sizes"]
+__all__ = ["TRAIN_TICK", "EvalShard", "Ticks", "eval_batch_sizes", "resolve_eval_weights"]
