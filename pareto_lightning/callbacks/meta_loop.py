@@ -15,13 +15,19 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
+from pareto_lightning.callbacks.parallel_tasks import (
+    average_gradients_within,
+    split_into_task_groups,
+    sum_over_tasks,
+    task_group,
+)
 from pareto_lightning.callbacks.reptile import (
     add_delta,
     copy_into,
     gathered,
     global_norm,
     outer_step,
-    placed_like,
+    placed_states,
     snapshot,
 )
 
@@ -44,14 +50,10 @@ class MetaLoop(Callback):
        :math:`\epsilon_t = \text{meta\_lr} \cdot \max(0, 1 - t/T)` (``"linear"``) or ``meta_lr``
        (``"constant"``); the result is the anchor of meta-iteration ``t + 1``.
 
-    With ``outer_momentum = m > 0`` the meta step is SGD with momentum on the pseudo-gradient
-    :math:`g = \theta_0 - \frac{1}{B}\sum_j\theta_j` (DiLoCo's outer optimizer, see
-    :func:`~pareto_lightning.callbacks.reptile.outer_step`): :math:`b \leftarrow m b + g`, step
-    :math:`s = g + m b` with ``outer_nesterov`` (else :math:`s = b`), :math:`\theta = \theta_0 - \epsilon_t s`.
-    ``m = 0`` is exactly the interpolation above. Plain Reptile moves the weights by about one task's
-    adaptation per meta-iteration (``B * inner_steps`` optimizer steps); momentum lets consistent directions
-    add up across meta-iterations. The buffer (one more float32 copy of the trainable parameters) is part of
-    the checkpointed state.
+    With ``outer_momentum = m > 0`` the meta step is SGD with (Nesterov) momentum on the pseudo-gradient
+    :math:`g = \theta_0 - \frac{1}{B}\sum_j\theta_j` (DiLoCo's outer optimizer; the maths and its worked example
+    are in :func:`~pareto_lightning.callbacks.reptile.outer_step`); ``m = 0`` is exactly the interpolation above.
+    The buffer (one more float32 copy of the trainable parameters) is part of the checkpointed state.
 
     With a constant ``meta_lr = 1`` and ``B = 1`` this is plain training; ``meta_lr > 1`` extrapolates beyond
     the mean of the adapted weights (the paper: 1.5, decayed linearly over ``T = 400`` meta-iterations;
@@ -63,25 +65,18 @@ class MetaLoop(Callback):
     optimizer (textbook Reptile; AdamW then restarts its bias correction every task). Learning-rate schedulers
     are not touched: they keep following ``trainer.global_step``.
 
-    The update is elementwise, so under FSDP2 it runs on each rank's local shards without gathering; under DDP
-    every rank holds the same weights and applies the same update. One optimizer step per training batch is
-    assumed (automatic optimization); gradient accumulation is fine, as tasks count optimizer steps. Memory:
-    two extra copies of the trainable parameters (the anchor, and ``delta_sum`` in at least float32).
-    Lightning saves callback state from rank 0 only, so under FSDP2 a checkpoint gathers them (one tensor at a
-    time, to CPU) and a resumed run shards them again.
+    The update is elementwise, so under FSDP2 it runs on each rank's local shards without gathering (a
+    checkpoint gathers them one tensor at a time, to CPU, as Lightning saves callback state from rank 0). One
+    optimizer step per training batch is assumed (automatic optimization); gradient accumulation is fine, as
+    tasks count optimizer steps. Memory: two extra copies of the trainable parameters (anchor, ``delta_sum``).
 
-    Logged on the step they happen: ``meta/task_utility`` (mean over the task's steps of the ``"utility"`` that
-    ``training_step`` returns next to ``"loss"``, as the algorithm modules do; skipped when it returns none);
-    at each meta step ``meta/lr`` (:math:`\epsilon_t`), ``meta/step_norm`` (L2 norm of the meta step over all
-    shards), ``meta/iteration`` (meta steps done).
-    Lightning's loggers repeat such a value on the following steps until it is logged again.
+    Logged: ``meta/task_utility`` (mean of the ``"utility"`` that ``training_step`` returns over the task's
+    steps), and at each meta step ``meta/lr`` (:math:`\epsilon_t`), ``meta/step_norm``, ``meta/iteration``.
+    Validation sees the current weights: run it at multiples of a meta-iteration to evaluate the
+    meta-parameters (``trainer.max_steps`` must be such a multiple). Override :meth:`meta_lr_at` for another
+    schedule.
 
-    Validation sees the current weights: run it every ``inner_steps * tasks_per_meta_step`` steps (or a
-    multiple) to evaluate the meta-parameters. Make ``trainer.max_steps`` such a multiple too: a run stopping
-    inside a meta-iteration ends on one task's adapted weights (a warning says so). Override
-    :meth:`meta_lr_at` for another schedule.
-
-    In a config (the data module reads ``inner_steps`` and holds each preference for that many steps)::
+    In a config::
 
         trainer:
           max_steps: 3200        # T = 3200 // (4 * 2) = 400 meta-iterations
@@ -98,6 +93,9 @@ class MetaLoop(Callback):
         reset_optimizer_state: clear the optimizer state at the start of every task.
         outer_momentum: momentum ``m`` in ``[0, 1)`` of the meta step (0: plain Reptile).
         outer_nesterov: Nesterov form of the momentum step (needs ``outer_momentum > 0``).
+        parallel_tasks: run the ``B`` tasks of a meta-iteration at once on ``B`` groups of DDP ranks (see
+            :mod:`~pareto_lightning.callbacks.parallel_tasks`); a meta-iteration is then ``inner_steps`` optimizer
+            steps. With ``reset_optimizer_state: true`` it is the same algorithm as the sequential form.
 
     Example:
         >>> loop = MetaLoop(inner_steps=4, total_meta_steps=400)
@@ -117,6 +115,7 @@ class MetaLoop(Callback):
         reset_optimizer_state: bool = False,
         outer_momentum: float = 0.0,
         outer_nesterov: bool = False,
+        parallel_tasks: bool = False,
     ) -> None:
         problems = []
         if inner_steps < 1:
@@ -147,6 +146,8 @@ class MetaLoop(Callback):
         self.meta_lr, self.meta_lr_schedule = float(meta_lr), meta_lr_schedule
         self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
         self.outer_momentum, self.outer_nesterov = float(outer_momentum), bool(outer_nesterov)
+        self.parallel_tasks = bool(parallel_tasks)
+        self._group_size = 1  # ranks per task group (parallel_tasks)
 
         # T as the schedule uses it: the argument, or derived from trainer.max_steps in `setup`.
         self._total: int | None = total_meta_steps
@@ -186,6 +187,7 @@ class MetaLoop(Callback):
             "reset_optimizer_state": self.reset_optimizer_state,
             "outer_momentum": self.outer_momentum,
             "outer_nesterov": self.outer_nesterov,
+            "parallel_tasks": self.parallel_tasks,
         }
 
     def meta_lr_at(self, t: int, total: int | None = None) -> float:
@@ -235,8 +237,10 @@ class MetaLoop(Callback):
                     "first unset (the MetaLoop sets it)."
                 )
             dm.steps_per_preference = self.inner_steps
-        per_iteration = self.inner_steps * self.tasks_per_meta_step
+        per_iteration = self.inner_steps * (1 if self.parallel_tasks else self.tasks_per_meta_step)
         derived = trainer.max_steps // per_iteration if trainer.max_steps > 0 else 0
+        if self.parallel_tasks:
+            self._group_size = split_into_task_groups(trainer, dm, self.tasks_per_meta_step)
         if self.total_meta_steps is None:
             if derived < 1 and self.meta_lr_schedule == "linear":
                 raise ValueError(
@@ -255,21 +259,17 @@ class MetaLoop(Callback):
                 f"use {lower or per_iteration}" + (f" or {lower + per_iteration}." if lower else ".")
             )
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.parallel_tasks:  # the DDP wrapper exists from here on
+            group, ranks = task_group(trainer.global_rank, trainer.world_size, self.tasks_per_meta_step)
+            average_gradients_within(trainer.strategy.model, ranks, group)
+
     # --------------------------------------------------------------------------------------------- the loop
     def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:
         params = dict(pl_module.named_parameters())
         if self._check_loaded:  # a state from a checkpoint: same parameters, moved to their devices
-            saved = self._anchor if self._anchor is not None else self._buffer
-            missing = sorted(set(saved) - set(params))
-            if missing:
-                raise ValueError(
-                    f"the MetaLoop state in the checkpoint names parameters the model lacks ({missing[:3]}); "
-                    "resume with the same model, or start a new run instead of resuming."
-                )
-            self._anchor, self._delta_sum, self._buffer = (
-                None if state is None else placed_like(state, params)
-                for state in (self._anchor, self._delta_sum, self._buffer)
-            )
+            states = placed_states((self._anchor, self._delta_sum, self._buffer), params)
+            self._anchor, self._delta_sum, self._buffer = states
             self._check_loaded = False
         if self._anchor is None:
             return {name: p for name, p in params.items() if p.requires_grad}
@@ -307,6 +307,9 @@ class MetaLoop(Callback):
         assert anchor is not None  # taken in on_train_batch_start of this meta-iteration's first batch
         self._delta_sum = add_delta(params, anchor, self._delta_sum)
         self._tasks_done += 1
+        if self.parallel_tasks:  # every group ended its task at once: one all-reduce sums their deltas
+            self._delta_sum = sum_over_tasks(self._delta_sum, self._group_size)
+            self._tasks_done = self.tasks_per_meta_step
         if self._utility_count:
             mean_utility = self._utility_sum / self._utility_count
             pl_module.log("meta/task_utility", mean_utility, on_step=True, on_epoch=False)
@@ -378,8 +381,9 @@ class MetaLoop(Callback):
         self._iteration, self._tasks_done = int(state_dict["iteration"]), int(state_dict["tasks_done"])
         self._last_step = int(state_dict["last_step"])
         self._last_reset_step = int(state_dict["last_reset_step"])
-        self._anchor = None if state_dict["anchor"] is None else dict(state_dict["anchor"])
-        self._delta_sum = None if state_dict["delta_sum"] is None else dict(state_dict["delta_sum"])
+        self._anchor, self._delta_sum = (
+            None if state_dict[k] is None else dict(state_dict[k]) for k in ("anchor", "delta_sum")
+        )
         buffer = state_dict.get("buffer")  # absent in checkpoints written before outer momentum existed
         if buffer is not None and not self.outer_momentum:
             rank_zero_warn(

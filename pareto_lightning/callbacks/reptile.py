@@ -81,6 +81,20 @@ def placed_like(state: dict[str, Tensor], params: dict[str, Tensor]) -> dict[str
     return out
 
 
+def placed_states(
+    states: tuple[dict[str, Tensor] | None, ...], params: dict[str, Tensor]
+) -> tuple[dict[str, Tensor] | None, ...]:
+    """States loaded from a checkpoint, checked against the model's parameters and placed like them."""
+    names = set().union(*(s for s in states if s is not None))
+    missing = sorted(names - set(params))
+    if missing:
+        raise ValueError(
+            f"the MetaLoop state in the checkpoint names parameters the model lacks ({missing[:3]}); "
+            "resume with the same model, or start a new run instead of resuming."
+        )
+    return tuple(None if s is None else placed_like(s, params) for s in states)
+
+
 def global_norm(tensors: Iterable[Tensor]) -> float:
     """L2 norm over all tensors; DTensors add up local sums of squares, reduced once across ranks."""
     plain, sharded = [], None

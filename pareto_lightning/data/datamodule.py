@@ -124,6 +124,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         # Optimizer steps each window of batches serves: set by an algorithm module that reuses its rollouts
         # (GRPOModule's num_iterations), which owns that rule; 1 draws a new batch every time.
         self.batch_reuse = 1
+        self.preference_group: tuple[int, int] | None = (
+            None  # (this rank's task group, groups): set by MetaLoop
+        )
         self._draws = 0  # batches served so far
         self._window: list[
             dict[str, Any]
@@ -220,7 +223,10 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             weights = self.sampler.sample(len(prompts))  # [B, K]
         else:
             if self._held_left == 0:
-                self._held = self.sampler.sample(1)[0]  # [K]
+                # With parallel meta tasks every rank draws one preference per task group (the same draws on
+                # every rank) and keeps its group's.
+                group, groups = self.preference_group or (0, 1)
+                self._held = self.sampler.sample(groups)[group]  # [K]
                 self._held_left = self._batches_per_preference()
             self._held_left -= 1
             weights = self._held.expand(len(prompts), -1).clone()  # [B, K]
