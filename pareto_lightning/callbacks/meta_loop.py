@@ -103,6 +103,8 @@ class MetaLoop(Callback):
         [1.5, 1.125, 0.75, 0.0, 0.0]
         >>> MetaLoop(inner_steps=4, meta_lr=0.7, outer_momentum=0.9, outer_nesterov=True).outer_momentum
         0.9
+        >>> MetaLoop(inner_steps=4, parallel_tasks=True).settings["parallel_tasks"]
+        True
     """
 
     def __init__(
@@ -146,8 +148,7 @@ class MetaLoop(Callback):
         self.meta_lr, self.meta_lr_schedule = float(meta_lr), meta_lr_schedule
         self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
         self.outer_momentum, self.outer_nesterov = float(outer_momentum), bool(outer_nesterov)
-        self.parallel_tasks = bool(parallel_tasks)
-        self._group_size = 1  # ranks per task group (parallel_tasks)
+        self.parallel_tasks, self._group_size = bool(parallel_tasks), 1  # ranks per task group when parallel
 
         # T as the schedule uses it: the argument, or derived from trainer.max_steps in `setup`.
         self._total: int | None = total_meta_steps
@@ -159,8 +160,7 @@ class MetaLoop(Callback):
         # step, so starting at 0 makes the first check fire after it (after N batches with
         # accumulate_grad_batches=N); micro-batches in between see an unchanged step and are skipped.
         self._last_step = 0
-        # The global_step at which the optimizer state was last cleared. -1 lets the task starting at step 0
-        # clear too (a no-op on a fresh optimizer, but every task is treated alike).
+        # The global_step of the last optimizer-state reset; -1 lets the task at step 0 reset too (a no-op).
         self._last_reset_step = -1
         # theta_0 and sum_j (theta_j - theta_0) by parameter name. None between meta-iterations: the anchor is
         # taken at the next batch, from the weights the meta step left.
