@@ -168,22 +168,15 @@ class PreferencePromptDataModule(pl.LightningDataModule):
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
-        if trainer is None:
-            return 0, 1
-        return trainer.global_rank, trainer.world_size
+        return (0, 1) if trainer is None else (trainer.global_rank, trainer.world_size)
 
     def _next_prompts(self) -> list[str]:
         # Every rank walks the same shuffled order; per step the ranks take consecutive slices of it.
         rank, world = self._world()
         need = world * self.batch_size
         while len(self._order) - self._cursor < need:  # append another pass over the prompts
-            self._order = torch.cat(
-                [
-                    self._order[self._cursor :],
-                    torch.randperm(len(self.train_prompts), generator=self._order_rng),
-                ]
-            )
-            self._cursor = 0
+            fresh = torch.randperm(len(self.train_prompts), generator=self._order_rng)
+            self._order, self._cursor = torch.cat([self._order[self._cursor :], fresh]), 0
         start = self._cursor + rank * self.batch_size
         out = [self.train_prompts[int(i)] for i in self._order[start : start + self.batch_size]]
         self._cursor += need
