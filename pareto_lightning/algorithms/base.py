@@ -226,13 +226,14 @@ class PreferenceAlignmentModule(pl.LightningModule):
         rows = keep.repeat_interleave(rollout.group_size)  # [N]
         return rollout.select_groups(keep), raw[rows], normalized[rows], skipped
 
+    def _micro_batch(self, batch_idx: int) -> int:
+        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
+        return batch_idx % max(1, accumulate)  # which micro-batch of the optimizer step this is
+
     def _step_seed(self, batch_idx: int) -> int:
         # One seed per (step, micro-batch, rank): sampling never depends on what consumed the global RNG before.
-        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
-        micro = batch_idx % max(1, accumulate)
-        return (
-            int(self.train_seed or 0) + 1_000_003 * self.global_step + 7919 * micro + self.global_rank
-        ) % 2**63
+        step, micro = self.global_step, self._micro_batch(batch_idx)
+        return (int(self.train_seed or 0) + 1_000_003 * step + 7919 * micro + self.global_rank) % 2**63
 
     def _scored_rollout(self, batch: dict[str, Any], batch_idx: int) -> ScoredRollout:
         devices = [self.device] if self.device.type == "cuda" else []
@@ -247,20 +248,13 @@ class PreferenceAlignmentModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         """One update, on a new rollout or (``num_iterations > 1``) on the one made ``t % num_iterations``
         steps ago; returns ``{"loss", "utility"}`` (the mean utility, read by ``MetaLoop``)."""
-        accumulate = self._trainer.accumulate_grad_batches if self._trainer is not None else 1
-        micro = batch_idx % max(1, accumulate)
+        micro = self._micro_batch(batch_idx)
         scored = self.rollout_reuse.get(self.global_step, micro)
         if scored is None:
             scored = self._scored_rollout(batch, batch_idx)
             self.rollout_reuse.put(micro, scored)
         self.loss_state = scored.loss_state  # compute_loss keeps what later iterations need in it
-        rollout, raw, normalized, utilities, skipped = (
-            scored.rollout,
-            scored.raw,
-            scored.normalized,
-            scored.utilities,
-            scored.skipped,
-        )
+        rollout, raw, normalized, utilities = scored.rollout, scored.raw, scored.normalized, scored.utilities
         loss, stats = self.compute_loss(rollout, utilities)
         lengths = rollout.completion_mask.sum(-1).float()  # [N]
         logs = {
@@ -273,7 +267,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
             logs[f"train/reward/{name}"] = normalized[:, k].mean()
         logs.update({f"train/{k}": v for k, v in stats.items()})
         if self.nan_policy == "skip_group":
-            logs["train/skipped_groups"] = float(skipped)
+            logs["train/skipped_groups"] = float(scored.skipped)
         self.log_dict(logs, prog_bar=False, batch_size=len(batch["prompts"]))
         self.log("utility", utilities.mean(), prog_bar=True, logger=False, batch_size=len(batch["prompts"]))
         self._maybe_log_samples(rollout, raw)
