@@ -1,10 +1,4 @@
-"""``MetaLoop``: Reptile meta-learning over preferences (paper sections 2.4, 2.5 and A.4).
-
-Each preference ``w`` is a task. The optimizer adapts the policy to one preference for a few steps; the
-callback records where that took the weights, rewinds, repeats for the next preference, then moves the shared
-weights towards the average of the adapted ones (Reptile: Nichol et al. 2018, "On first-order meta-learning
-algorithms", the batched version of Algorithm 2).
-"""
+"""``MetaLoop``: Reptile over preferences (paper sections 2.4, 2.5, A.4; Nichol et al. 2018, batched Algorithm 2)."""
 
 from __future__ import annotations
 
@@ -17,6 +11,7 @@ from torch import Tensor
 
 from pareto_lightning.callbacks.parallel_tasks import (
     average_gradients_within,
+    release_groups,
     split_into_task_groups,
     sum_over_tasks,
     task_group,
@@ -76,13 +71,7 @@ class MetaLoop(Callback):
     meta-parameters (``trainer.max_steps`` must be such a multiple). Override :meth:`meta_lr_at` for another
     schedule.
 
-    In a config::
-
-        trainer:
-          max_steps: 3200        # T = 3200 // (4 * 2) = 400 meta-iterations
-          callbacks:
-            - class_path: pareto_lightning.MetaLoop
-              init_args: {inner_steps: 4, tasks_per_meta_step: 2, meta_lr: 1.5, meta_lr_schedule: linear}
+    In a config: the ``trainer.callbacks`` entry of ``recipes/weighted_meta.yaml``.
 
     Args:
         inner_steps: optimizer steps per task (the paper's ``S``).
@@ -149,6 +138,7 @@ class MetaLoop(Callback):
         self.total_meta_steps, self.reset_optimizer_state = total_meta_steps, reset_optimizer_state
         self.outer_momentum, self.outer_nesterov = float(outer_momentum), bool(outer_nesterov)
         self.parallel_tasks, self._group_size = bool(parallel_tasks), 1  # ranks per task group when parallel
+        self._groups: list[Any] = []  # the task groups' process groups, released at teardown
 
         # T as the schedule uses it: the argument, or derived from trainer.max_steps in `setup`.
         self._total: int | None = total_meta_steps
@@ -262,7 +252,15 @@ class MetaLoop(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.parallel_tasks:  # the DDP wrapper exists from here on
             group, ranks = task_group(trainer.global_rank, trainer.world_size, self.tasks_per_meta_step)
-            average_gradients_within(trainer.strategy.model, ranks, group)
+            self._groups = average_gradients_within(trainer.strategy.model, ranks, group)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._groups = release_groups(self._groups)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._groups = release_groups(self._groups)  # Lightning skips teardown when training raises
 
     # --------------------------------------------------------------------------------------------- the loop
     def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:

@@ -46,14 +46,25 @@ def split_into_task_groups(trainer: Any, dm: Any, num_tasks: int) -> int:
     return trainer.world_size // num_tasks
 
 
-def average_gradients_within(ddp_model: object, ranks: list[list[int]], mine: int) -> None:
-    """Make ``ddp_model`` average gradients inside this rank's group only (every rank creates every group)."""
+def average_gradients_within(ddp_model: object, ranks: list[list[int]], mine: int) -> list[Any]:
+    """Make ``ddp_model`` average gradients inside this rank's group only (every rank creates every group).
+
+    Returns the process groups made, for :func:`release_groups` when training ends.
+    """
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
-    groups = [
-        dist.new_group(r) for r in ranks
-    ]  # collective: the same calls, in the same order, on every rank
+    # Collective: the same calls, in the same order, on every rank.
+    groups = [dist.new_group(r) for r in ranks]
     ddp_model.register_comm_hook(groups[mine], allreduce_hook)
+    return groups
+
+
+def release_groups(groups: list[Any]) -> list[Any]:
+    """Destroy the task groups (a gloo group left alive aborts the process when it exits); returns ``[]``."""
+    if dist.is_available() and dist.is_initialized():
+        for group in groups:
+            dist.destroy_process_group(group)
+    return []
 
 
 def sum_over_tasks(deltas: Mapping[str, Tensor], group_size: int) -> dict[str, Tensor]:
@@ -65,4 +76,10 @@ def sum_over_tasks(deltas: Mapping[str, Tensor], group_size: int) -> dict[str, T
     return dict(deltas)
 
 
-__all__ = ["average_gradients_within", "split_into_task_groups", "sum_over_tasks", "task_group"]
+__all__ = [
+    "average_gradients_within",
+    "release_groups",
+    "split_into_task_groups",
+    "sum_over_tasks",
+    "task_group",
+]

@@ -64,6 +64,7 @@ def main(mode: str, out: str) -> None:
     except RuntimeError as error:
         if "CRASH" not in str(error):
             raise
+        torch.distributed.destroy_process_group()  # every group: a gloo group left alive aborts at exit
         return
     gathered = [torch.zeros(3, dtype=torch.float64) for _ in range(trainer.world_size)]
     if parallel:
@@ -72,6 +73,8 @@ def main(mode: str, out: str) -> None:
         gathered = [model.theta.detach()]
     if trainer.is_global_zero:
         torch.save(torch.stack(gathered), os.path.join(out, f"{mode}.pt"))
+    if parallel:
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

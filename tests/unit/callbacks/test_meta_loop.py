@@ -569,5 +569,7 @@ def test_buffer_dropped_without_momentum_warns():
 
 def test_parallel_tasks_need_ddp(tmp_path):
     trainer = _trainer(tmp_path, [MetaLoop(inner_steps=2, parallel_tasks=True)], 4)
-    with pytest.raises(ValueError, match=r"parallel_tasks: true` runs under `trainer.strategy: ddp`; got SingleDevice"):
+    with pytest.raises(
+        ValueError, match=r"parallel_tasks: true` runs under `trainer.strategy: ddp`; got SingleDevice"
+    ):
         trainer.fit(GradModel(_grads(4)), _loader(4))
