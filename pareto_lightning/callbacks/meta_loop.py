@@ -257,11 +257,6 @@ class MetaLoop(Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._groups = release_groups(self._groups)
 
-    def on_exception(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
-    ) -> None:
-        self._groups = release_groups(self._groups)  # Lightning skips teardown when training raises
-
     # --------------------------------------------------------------------------------------------- the loop
     def _trainable(self, pl_module: pl.LightningModule) -> dict[str, Tensor]:
         params = dict(pl_module.named_parameters())

@@ -1,6 +1,6 @@
 """MetaLoop's B tasks one after another (one process) or at once (two gloo DDP processes, one task each).
 
-Usage: ``python _parallel_tasks_script.py {sequential,parallel,parallel_crash,parallel_resume} OUT_DIR``
+Usage: ``python _parallel_tasks_script.py {sequential,parallel,parallel_first_part,parallel_resume} OUT_DIR``
 (Lightning's launcher re-runs it for rank 1). The model's gradient at each step is read from
 ``OUT_DIR/grads.pt`` by (meta-iteration, task, inner step), so both forms see the same task data; rank 0 writes
 the final parameters to ``OUT_DIR/<mode>.pt``.
@@ -27,12 +27,9 @@ class KnownTaskGradients(pl.LightningModule):
         super().__init__()
         self.grads, self.parallel = grads, parallel  # [ITERATIONS, TASKS, INNER, 3]
         self.theta = nn.Parameter(torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64))
-        self.crash_at: int | None = None
 
     def training_step(self, batch, batch_idx):
         step = self.trainer.global_step
-        if step == self.crash_at:
-            raise RuntimeError("CRASH")
         per_iteration = INNER if self.parallel else INNER * TASKS
         task = self.global_rank if self.parallel else (step // INNER) % TASKS
         g = self.grads[step // per_iteration, task, step % INNER]  # [3]
@@ -46,26 +43,22 @@ def main(mode: str, out: str) -> None:
     parallel = mode.startswith("parallel")
     steps = ITERATIONS * INNER * (1 if parallel else TASKS)
     model = KnownTaskGradients(torch.load(os.path.join(out, "grads.pt"), weights_only=True), parallel)
-    loop = MetaLoop(INNER, TASKS, reset_optimizer_state=True, parallel_tasks=parallel)
+    loop = MetaLoop(
+        INNER, TASKS, reset_optimizer_state=True, parallel_tasks=parallel, total_meta_steps=ITERATIONS
+    )
     callbacks = [loop]
-    if mode == "parallel_crash":
-        model.crash_at = INNER * 2 + 1  # inside the third meta-iteration
+    if mode == "parallel_first_part":  # stops after two meta-iterations, checkpointing at each boundary
+        steps = INNER * 2
         callbacks.append(
             ModelCheckpoint(dirpath=os.path.join(out, "ckpt"), every_n_train_steps=INNER, save_top_k=-1)
         )
     trainer = pl.Trainer(accelerator="cpu", devices=2 if parallel else 1, strategy="ddp" if parallel else "auto",
                          max_steps=steps, callbacks=callbacks, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=mode == "parallel_crash",
+                         enable_model_summary=False, enable_checkpointing=mode == "parallel_first_part",
                          default_root_dir=out)  # fmt: skip
     loader = DataLoader(TensorDataset(torch.zeros(64, 1)), batch_size=1)
     ckpt = os.path.join(out, "ckpt", f"epoch=0-step={INNER * 2}.ckpt") if mode == "parallel_resume" else None
-    try:
-        trainer.fit(model, loader, ckpt_path=ckpt)
-    except RuntimeError as error:
-        if "CRASH" not in str(error):
-            raise
-        torch.distributed.destroy_process_group()  # every group: a gloo group left alive aborts at exit
-        return
+    trainer.fit(model, loader, ckpt_path=ckpt)
     gathered = [torch.zeros(3, dtype=torch.float64) for _ in range(trainer.world_size)]
     if parallel:
         torch.distributed.all_gather(gathered, model.theta.detach())

@@ -27,7 +27,7 @@ def _run(mode: str, out: Path) -> None:
 def test_parallel_tasks_equal_the_sequential_meta_parameters_and_resume_exactly(tmp_path):
     grads = torch.randn(3, 2, 2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     torch.save(grads, tmp_path / "grads.pt")
-    for mode in ("sequential", "parallel", "parallel_crash", "parallel_resume"):
+    for mode in ("sequential", "parallel", "parallel_first_part", "parallel_resume"):
         _run(mode, tmp_path)
     sequential = torch.load(tmp_path / "sequential.pt", weights_only=True)[0]
     parallel = torch.load(tmp_path / "parallel.pt", weights_only=True)  # [2 ranks, 3]
