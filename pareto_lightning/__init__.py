@@ -3,7 +3,7 @@
 from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlignmentModule
 from pareto_lightning.callbacks import CrashCheckpoint, JSONLPredictionWriter, MetaLoop, ParetoEvaluation
 from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
+from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
@@ -22,6 +22,7 @@ from pareto_lightning.rewards import (
     Standardizer,
     TanhSquash,
 )
+from pareto_lightning.rollout import SweepBatch
 from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "PreferenceAlignmentModule",
     "PreferencePolicy",
     "PreferencePromptDataModule",
+    "PreferenceSweep",
     "PreferenceUtility",
     "PromptSource",
     "RewardFunction",
@@ -54,6 +56,7 @@ __all__ = [
     "Scalarizer",
     "SmoothTchebycheff",
     "Standardizer",
+    "SweepBatch",
     "TanhSquash",
     "Tchebycheff",
     "simplex_grid",
