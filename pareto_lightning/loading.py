@@ -28,6 +28,10 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
+FETCH_COMMANDS = {"smollm2-135m-instruct": "python -m pareto_lightning.models.smollm2 --out {path}"}
+"""Folders a command of this package writes, by folder name: a missing one is reported with its command."""
+
+
 def check_pretrained_source(name: str, key: str, what: str) -> None:
     """Refuse a local path that does not exist, before ``from_pretrained`` reports it as a malformed Hub id.
 
@@ -41,12 +45,22 @@ def check_pretrained_source(name: str, key: str, what: str) -> None:
         Traceback (most recent call last):
         ...
         FileNotFoundError: `model.init_args.policy.init_args.model`: the policy model folder '/no/such/model' ...
+        >>> check_pretrained_source("/m/smollm2-135m-instruct", "model.init_args.policy.init_args.model", "policy")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: ... write it with `python -m pareto_lightning.models.smollm2 --out /m/smollm2-135m-...
     """
     path = os.path.expanduser(name)
     if looks_like_local_path(name) and not os.path.exists(path):
+        command = FETCH_COMMANDS.get(os.path.basename(os.path.normpath(path)))
+        fix = (
+            f"write it with `{command.format(path=name)}`"
+            if command
+            else "give an existing folder written by save_pretrained"
+        )
         raise FileNotFoundError(
-            f"`{key}`: the {what} folder {name!r} does not exist (looked for {os.path.abspath(path)}); give an "
-            "existing folder written by save_pretrained, or a Hugging Face Hub id such as 'org/name'."
+            f"`{key}`: the {what} folder {name!r} does not exist (looked for {os.path.abspath(path)}); {fix}, "
+            "or a Hugging Face Hub id such as 'org/name'."
         )
 
 
@@ -96,13 +110,34 @@ def load_pretrained(
         FileNotFoundError: `model.init_args.policy.init_args.model`: the policy model folder '/no/such' does not ...
     """
     check_pretrained_source(name, key, what)
+    if looks_like_local_path(name):
+        name = os.path.expanduser(name)  # from_pretrained reads "~/models/x" as a malformed Hub id
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
-        return auto_class.from_pretrained(name, **kwargs)
+        loaded = auto_class.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as err:  # a missing repository raises OSError, an empty folder ValueError
         raise load_error(what, name, key, err) from err
+    check_number_embedding(loaded, name, key)
+    return loaded
+
+
+def check_number_embedding(model: Any, name: str, key: str) -> None:
+    """Refuse a checkpoint that reads numbers as values (``config.number_embedding``) loaded without that layer.
+
+    A generic class (``Qwen2ForCausalLM`` for a saved ``LexiconLM``) would drop the two number vectors and
+    read the weights digit by digit, a model that was never trained.
+    """
+    config = getattr(model, "config", None)
+    if not getattr(config, "number_embedding", False) or not hasattr(model, "get_input_embeddings"):
+        return
+    if type(model.get_input_embeddings()).__name__ != "NumberEmbedding":
+        raise ValueError(
+            f"`{key}`: {name!r} was saved with `number_embedding: true` (numbers read as values), which "
+            f"{type(model).__name__} does not have; load it with "
+            "`pareto_lightning.tasks.LexiconLM.from_pretrained(path)` and pass the model object."
+        )
 
 
 def load_tokenizer(name: str, key: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:

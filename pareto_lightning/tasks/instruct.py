@@ -6,7 +6,8 @@ reinforcement learning on one preference at a time collapses before it learns to
 (the collapse is absorbing: deterministic outputs give zero-spread groups, hence zero advantages).
 :class:`LexiconInstructLM` stands in for the instruct model. It is a ``LexiconLM`` trained by teacher forcing
 on ``prompt + preference line + completion`` where the completion is ``L`` lexicon words whose counts are
-``Multinomial(L, w)`` (each word drawn uniformly from its lexicon, in random order). So it
+``Multinomial(L, w)`` (each word drawn uniformly from its lexicon; in random order, or grouped by objective with
+``grouped_completions``, as the built-in recipes do). So it
 
 - writes the completion format (``L`` objective words, then end of sequence),
 - reads every two-decimal ``w`` (the weights are drawn uniformly on the simplex, not from the training grid),
@@ -67,20 +68,32 @@ def two_decimal_weights(num: int, num_objectives: int, generator: torch.Generato
 
 
 def linear_completions(
-    weights: Tensor, completion_words: int, generator: torch.Generator, names: Sequence[str]
+    weights: Tensor,
+    completion_words: int,
+    generator: torch.Generator,
+    names: Sequence[str],
+    grouped: bool = False,
 ) -> list[str]:
-    """One completion per preference: ``L`` words with lexicon counts ``Multinomial(L, w)``, shuffled.
+    """One completion per preference: ``L`` words with lexicon counts ``Multinomial(L, w)``.
+
+    The words come in random order, or with ``grouped`` the words of each objective together, in the order of
+    ``names`` (so a completion's composition is where it switches from one lexicon to the next).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> c = linear_completions(torch.tensor([[1.0, 0.0]]), 4, g, ["helpfulness", "harmlessness"])[0]
         >>> len(c.split()), all(word in LEXICONS["helpfulness"] for word in c.split())
         (4, True)
+        >>> c = linear_completions(torch.tensor([[0.5, 0.5]]), 8, g, ["helpfulness", "harmlessness"], grouped=True)[0]
+        >>> [int(word in LEXICONS["harmlessness"]) for word in c.split()]
+        [0, 0, 0, 0, 0, 0, 1, 1]
     """
     lexicons = [LEXICONS[OBJECTIVE_NAMES[resolve_objective(n)]] for n in names]
     out = []
     for w in weights.double():
         picks = torch.multinomial(w, completion_words, replacement=True, generator=generator)  # [L]
+        if grouped:
+            picks = picks.sort().values
         which = torch.randint(0, len(lexicons[0]), (completion_words,), generator=generator)  # [L]
         out.append(" ".join(lexicons[k][j] for k, j in zip(picks.tolist(), which.tolist(), strict=True)))
     return out
@@ -124,6 +137,12 @@ class LexiconInstructLM(LexiconLM):
         weight_decimals: decimals the policy writes ``w`` with.
         cache: reuse and store the trained weights on disk.
         seed: the initialization and the stage's data; None follows the global seed (``seed_everything``).
+        number_embedding: read the weights as values, not digit by digit (see :class:`LexiconLM`); the
+            built-in recipes turn it on, because a digit reader trained on the 11 grid weights misreads unseen
+            weights such as 0.95 (``docs/steering.md``).
+        grouped_completions: the stage's completions write each objective's words together (helpful words
+            first), so a completion's composition is the position where it switches lexicon and greedy decoding
+            writes the median composition ``round(L w_k)``; False shuffles the words.
         hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_position_embeddings: the
             model size, as in :class:`LexiconLM`.
 
@@ -153,6 +172,8 @@ class LexiconInstructLM(LexiconLM):
         num_kv_heads: int = 2,
         intermediate_size: int = 128,
         max_position_embeddings: int = 128,
+        number_embedding: bool = False,
+        grouped_completions: bool = False,
     ) -> None:
         key = "model.init_args.policy.init_args.model.init_args"
         problems = []
@@ -174,7 +195,7 @@ class LexiconInstructLM(LexiconLM):
         sizes = {"hidden_size": hidden_size, "num_layers": num_layers, "num_heads": num_heads,
                  "num_kv_heads": num_kv_heads, "intermediate_size": intermediate_size,
                  "max_position_embeddings": max_position_embeddings}  # fmt: skip
-        super().__init__(config, seed=seed, **sizes)
+        super().__init__(config, seed=seed, number_embedding=number_embedding, **sizes)
         self.prompt_format: dict[str, Any] = {
             "objective_names": list(objective_names),
             "conditioning_template": conditioning_template,
@@ -185,20 +206,23 @@ class LexiconInstructLM(LexiconLM):
             return
         stage = {"version": _STAGE_VERSION, "seed": seed, "completion_words": completion_words, "steps": steps,
                  "batch_size": batch_size, "learning_rate": learning_rate, "sizes": sorted(sizes.items()),
+                 "number_embedding": bool(number_embedding), "grouped_completions": bool(grouped_completions),
                  **self.prompt_format}  # fmt: skip
         digest = hashlib.sha256(json.dumps(stage, sort_keys=True).encode()).hexdigest()[:16]
         path = os.path.join(cache_root(), "lexicon_instruct", f"{digest}.pt")
         if cache and os.path.exists(path):
             self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return
-        self._instruct(seed, completion_words, steps, batch_size, learning_rate)
+        self._instruct(seed, completion_words, steps, batch_size, learning_rate, grouped_completions)
         if cache:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp"  # written aside, then renamed: parallel runs never read half a file
             torch.save(self.state_dict(), tmp)
             os.replace(tmp, path)
 
-    def _instruct(self, seed: int, completion_words: int, steps: int, batch_size: int, lr: float) -> None:
+    def _instruct(
+        self, seed: int, completion_words: int, steps: int, batch_size: int, lr: float, grouped: bool
+    ) -> None:
         tokenizer = LexiconTokenizer()
         names = self.prompt_format["objective_names"]
         prompts = LexiconPrompts(num_prompts=2304, seed=seed).load()
@@ -215,7 +239,7 @@ class LexiconInstructLM(LexiconLM):
                                    self.prompt_format["plain_prompt_template"])
                 for i, w in zip(picked, weights, strict=True)
             ]  # fmt: skip
-            completions = linear_completions(weights, completion_words, g, names)
+            completions = linear_completions(weights, completion_words, g, names, grouped)
             loss = self._completion_loss(tokenizer, texts, completions)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from pareto_lightning.tasks.number_embedding import NumberEmbedding
 from pareto_lightning.tasks.vocabulary import (
+    DIGITS,
     EOS_TOKEN,
     LEXICONS,
     OBJECTIVE_NAMES,
@@ -64,6 +66,11 @@ class LexiconLM(Qwen2ForCausalLM):
         seed: seed of the weight initialization; None (the default) follows the global seed
             (``torch.initial_seed()``, which ``seed_everything`` and ``--seed_everything`` set), so a run's seed
             changes the model's initialization.
+        number_embedding: read numbers as values (:class:`~pareto_lightning.tasks.number_embedding.NumberEmbedding`,
+            xVal-style): the tokens of ``0.95`` are embedded as ``number + 0.95 * scale``, so an unseen weight
+            lies between the training weights in the model's input space. Stored in the config
+            (``config.number_embedding``); such a checkpoint reloads with ``LexiconLM.from_pretrained`` (a
+            plain ``Qwen2ForCausalLM`` would ignore the two number vectors).
 
     Example:
         >>> model = LexiconLM(seed=0)
@@ -71,6 +78,9 @@ class LexiconLM(Qwen2ForCausalLM):
         80128
         >>> model.config.vocab_size, model.config.eos_token_id, model.config.tie_word_embeddings
         (91, 2, True)
+        >>> numeric = LexiconLM(seed=0, number_embedding=True)  # two more [64] vectors, the output stays tied
+        >>> sum(p.numel() for p in numeric.parameters()), numeric.lm_head.weight is numeric.model.embed_tokens.weight
+        (80256, True)
     """
 
     def __init__(
@@ -84,19 +94,33 @@ class LexiconLM(Qwen2ForCausalLM):
         intermediate_size: int = 128,
         max_position_embeddings: int = 128,
         seed: int | None = None,
+        number_embedding: bool = False,
     ) -> None:
         seed = torch.initial_seed() % 2**63 if seed is None else seed
         if config is None:
             config = self._build_config(
                 hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_position_embeddings
             )
+            config.number_embedding = bool(number_embedding)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             super().__init__(config)
+            if getattr(config, "number_embedding", False):
+                self._read_numbers_as_values()
+
+    def _read_numbers_as_values(self) -> None:
+        old = self.model.embed_tokens
+        new = NumberEmbedding(old.num_embeddings, old.embedding_dim, [VOCABULARY.index(d) for d in DIGITS],
+                              VOCABULARY.index("."), padding_idx=old.padding_idx)  # fmt: skip
+        new.weight = old.weight  # the same Parameter: the output layer stays tied to it
+        new.reset_number_parameters(self.config.initializer_range)
+        self.model.embed_tokens = new
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as a plain ``Qwen2ForCausalLM`` checkpoint (``architectures`` names the transformers class), so any
         loader, including ones that rebuild a model from ``config.architectures``, reads it without this package.
+        With ``number_embedding`` the checkpoint holds two more vectors that only ``LexiconLM.from_pretrained``
+        reads; this package's loaders refuse to load it as a plain Qwen2 (``loading.check_number_embedding``).
         """
         super().save_pretrained(save_directory, *args, **kwargs)
         import json

@@ -26,7 +26,7 @@ def _module(mu, **kw):
 
 def _trainer(root, steps, callbacks=(), accumulate=1):
     return pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, limit_val_batches=0, default_root_dir=root,
+                      enable_model_summary=False, limit_val_batches=0, default_root_dir=root, log_every_n_steps=1,
                       accumulate_grad_batches=accumulate, callbacks=list(callbacks),
                       enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks))  # fmt: skip
 
@@ -141,3 +141,15 @@ def test_meta_tasks_must_be_a_multiple_of_the_reuse(tmp_path):
         ValueError, match=r"inner_steps`=3 must be a multiple of `model.init_args.num_iterations`=2"
     ):
         _fit(_module(2), tmp_path, steps=6, callbacks=[MetaLoop(inner_steps=3, tasks_per_meta_step=2)])
+
+
+def test_train_values_are_logged_on_logging_steps_and_the_last_one(tmp_path):
+    steps = []
+    module = _module(1)
+    module.log_dict = lambda d, **kw: steps.append(module.global_step + 1)
+    dm = PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=1)
+    trainer = pl.Trainer(max_steps=7, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+                         enable_checkpointing=False, log_every_n_steps=3)  # fmt: skip
+    trainer.fit(module, dm)
+    assert steps == [3, 6, 7]
