@@ -231,7 +231,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
 
         Lightning writes step-level values only on those steps; computing and passing them on the others cost
         several milliseconds per step (about a tenth of a small model's step) for values nobody reads. So the
-        ``train/*`` entries of ``trainer.callback_metrics`` refresh on those steps and on the last one.
+        ``train/*`` entries of the trainer's callback metrics refresh on those steps and on the last one.
         """
         trainer = self._trainer
         if trainer is None:

@@ -1,8 +1,9 @@
-"""Rewards (paper section A.2): reward functions, a frozen Hugging Face reward model, normalizers."""
+"""Rewards (paper section A.2): reward functions, a frozen Hugging Face reward model, offline scorers, normalizers."""
 
 from pareto_lightning.rewards import functional
 from pareto_lightning.rewards.base import MultiObjectiveReward, RewardFunction
 from pareto_lightning.rewards.hf_reward_model import DEFAULT_TEMPLATE, HFRewardModel
+from pareto_lightning.rewards.judge import DEFAULT_JUDGE_TEMPLATE, LLMJudge
 from pareto_lightning.rewards.normalizers import (
     IdentityNormalizer,
     MaxScaler,
@@ -10,16 +11,22 @@ from pareto_lightning.rewards.normalizers import (
     Standardizer,
     TanhSquash,
 )
+from pareto_lightning.rewards.scorers import MissingPackageError, TextstatScore, VaderSentiment
 
 __all__ = [
+    "DEFAULT_JUDGE_TEMPLATE",
     "DEFAULT_TEMPLATE",
     "HFRewardModel",
     "IdentityNormalizer",
+    "LLMJudge",
     "MaxScaler",
+    "MissingPackageError",
     "MultiObjectiveReward",
     "RewardFunction",
     "RewardNormalizer",
     "Standardizer",
     "TanhSquash",
+    "TextstatScore",
+    "VaderSentiment",
     "functional",
 ]

@@ -1,0 +1,54 @@
+"""A tiny stand-in for SmolLM2-135M-Instruct, written where ``recipes/smollm2`` look for the real one.
+
+Same architecture class (``LlamaForCausalLM``, tied embeddings, grouped-query attention with ``q/k/v/o_proj`` for the
+recipes' LoRA), a byte-level BPE tokenizer trained on the recipes' own prompts, and a ChatML chat template like
+SmolLM2's, saved by the fetch command's own :func:`~pareto_lightning.models.gguf.save_folder`. About 60k
+parameters: a training step takes well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PROMPTS = REPO / "recipes" / "smollm2" / "prompts"
+# SmolLM2-Instruct's ChatML layout (without its default system message).
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_smollm2(home: str | Path) -> Path:
+    """Write the tiny model to ``<home>/.cache/pareto_lightning/smollm2-135m-instruct`` (the recipes' ``~`` path)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from pareto_lightning.models.gguf import save_folder
+    from pareto_lightning.models.smollm2 import DEFAULT_DIR
+
+    corpus = [
+        json.loads(line)["prompt"] for name in ("train", "eval") for line in open(PROMPTS / f"{name}.jsonl")
+    ]
+    corpus += ["system user assistant Preference weights: simplicity=0.25, technicality=0.75."] * 8
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=special, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    backend.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                        bos_token="<|im_start|>", chat_template=CHAT_TEMPLATE)  # fmt: skip
+    config = LlamaConfig(vocab_size=backend.get_vocab_size(), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=256, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    out = Path(home) / DEFAULT_DIR.removeprefix("~/")
+    return save_folder(model, tokenizer, out, {"from": "tests/integration/smollm2_artifacts.py"})

@@ -1,0 +1,225 @@
+"""``recipes/smollm2`` unchanged, with a tiny saved Llama where the fetch command puts SmolLM2-135M-Instruct.
+
+``HOME`` points at a temporary folder holding the tiny model at ``~/.cache/pareto_lightning/smollm2-135m-instruct``,
+so the recipes' own model path, prompt files, LoRA and scorers are what runs (no network, seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import io
+import json
+import os
+import re
+import sys
+from unittest import mock
+
+import pytest
+import torch
+import yaml
+from smollm2_artifacts import REPO, build_tiny_smollm2
+
+from pareto_lightning import GRPOModule, LinearScalarization, MetaLoop, ParetoEvaluation, SmoothTchebycheff
+from pareto_lightning.cli import main
+from pareto_lightning.rewards import TextstatScore
+
+RECIPES = sorted(glob.glob(str(REPO / "recipes" / "smollm2" / "*.yaml")))
+EXPECTED = {  # scalarizer, MetaLoop
+    "grid_grpo": (LinearScalarization, False),
+    "weighted_grpo": (SmoothTchebycheff, False),
+    "weighted_meta": (SmoothTchebycheff, True),
+}
+SMALL = [  # a short run: 2 prompts x 3 weights to evaluate, no logger
+    "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=2",
+    "--data.init_args.eval_weights=[[1,0],[0.5,0.5],[0,1]]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    build_tiny_smollm2(home)
+    return home
+
+
+@pytest.fixture
+def in_repo(tiny_home, monkeypatch):
+    """The recipes' relative prompt paths resolve from the repository root; ``~`` is the tiny model's home."""
+    monkeypatch.setenv("HOME", str(tiny_home))
+    monkeypatch.chdir(REPO)
+    return tiny_home
+
+
+@pytest.fixture
+def one_thread():
+    """A model this small gains nothing from several threads, and on a busy machine their syncing costs ~10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _argv():
+    """Pytest's own arguments are not the command line's."""
+    return mock.patch.object(sys, "argv", ["train.py"])
+
+
+def _build(args):
+    from pareto_lightning.algorithms import PreferenceAlignmentModule
+    from pareto_lightning.cli import ParetoCLI
+    from pareto_lightning.data import PreferencePromptDataModule
+
+    with _argv():
+        return ParetoCLI(PreferenceAlignmentModule, PreferencePromptDataModule, subclass_mode_model=True,
+                         subclass_mode_data=True, run=False, args=args)  # fmt: skip
+
+
+def test_the_three_recipes_are_there():
+    assert {os.path.basename(p)[:-5] for p in RECIPES} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
+def test_each_recipe_opens_with_its_command(path):
+    lines = open(path).read().splitlines()
+    assert lines[1] == f"#   python recipes/train.py fit --config recipes/smollm2/{os.path.basename(path)}"
+    assert any(
+        'pip install -e ".[smollm2]" && python -m pareto_lightning.models.smollm2' in line
+        for line in lines[:5]
+    )
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
+def test_each_recipe_builds_its_method_on_the_saved_model(path, in_repo):
+    cli = _build(["--config", path, "--trainer.logger=false"])
+    scalarizer, meta = EXPECTED[os.path.basename(path)[:-5]]
+    model, data = cli.model, cli.datamodule
+    assert type(model) is GRPOModule and type(model.scalarizer) is scalarizer
+    assert any(isinstance(c, MetaLoop) for c in cli.trainer.callbacks) == meta
+    assert any(isinstance(c, ParetoEvaluation) for c in cli.trainer.callbacks)
+    policy = model.policy
+    assert policy.uses_lora and type(policy.model.get_base_model()).__name__ == "LlamaForCausalLM"
+    trainable = [n for n, p in policy.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert policy.objective_names == ["simplicity", "technicality"] == model.reward.names
+    assert all(isinstance(f, TextstatScore) for f in model.reward._functions)
+    assert model.reward.normalizer is None
+    data.setup("fit")
+    assert len(data.eval_prompts) == 30 and len(data.eval_weights) == 11
+    assert bool(data.eval_seen.all())  # the 11 evaluation weights are the training grid
+    # Every evaluation prompt fits max_prompt_length under every weight with this tokenizer too.
+    policy.check_prompt_lengths(data.eval_prompts, data.eval_weights, key="data.init_args.eval_prompts")
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
+def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, one_thread):
+    """Two steps (eight for the meta recipe: one meta-iteration of 4 steps x 2 tasks), then an evaluation."""
+    from safetensors.torch import load_file
+
+    steps = 8 if EXPECTED[os.path.basename(path)[:-5]][1] else 2
+    log_dir = tmp_path / "run"
+    args = ["fit", "--config", path, f"--trainer.max_steps={steps}", f"--trainer.val_check_interval={steps}",
+            f"--trainer.default_root_dir={log_dir}", "--data.init_args.batch_size=2",
+            "--model.init_args.num_generations=2", "--model.init_args.policy.init_args.max_new_tokens=8",
+            *SMALL[1:]]  # fmt: skip
+    with _argv():
+        cli = main(args)
+    assert cli.trainer.global_step == steps
+    policy = cli.model.policy.model
+    lora_b = [p for n, p in policy.named_parameters() if "lora_B" in n]
+    assert lora_b and any(bool(p.ne(0).any()) for p in lora_b)  # the adapter trained (LoRA B starts at zero)
+    saved = load_file(in_repo / ".cache" / "pareto_lightning" / "smollm2-135m-instruct" / "model.safetensors")
+    base = policy.get_base_model().state_dict()
+    for name, weight in saved.items():  # the base did not
+        assert torch.equal(base[name.replace("weight", "base_layer.weight")] if name not in base else base[name],
+                           weight), name  # fmt: skip
+    run = log_dir / "lightning_logs" / "version_0"
+    rows = list(csv.DictReader(open(run / "frontier.csv")))
+    assert [(r["w_1"], r["w_2"]) for r in rows] == [
+        ("1.0000", "0.0000"),
+        ("0.5000", "0.5000"),
+        ("0.0000", "1.0000"),
+    ]
+    assert all(0.0 <= float(r[k]) <= 1.0 for r in rows for k in ("r_1", "r_2"))
+    samples = [json.loads(line) for line in open(run / "samples.jsonl")]
+    assert set(samples[0]["rewards"]) == {"simplicity", "technicality"}
+
+
+def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no model there
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit), _argv():
+        main(["fit", "--config", RECIPES[0], f"--trainer.default_root_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert "`model.init_args.policy.init_args.model`: the policy model folder" in err
+    assert (
+        "python -m pareto_lightning.models.smollm2 --out ~/.cache/pareto_lightning/smollm2-135m-instruct"
+        in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("   ", "`data.init_args.eval_prompts` has 1 empty prompts"),
+        (
+            "Explain " + "very " * 60 + "clearly.",
+            "more than `model.init_args.policy.init_args.max_prompt_length`=64",
+        ),
+    ],
+    ids=["empty", "too_long"],
+)
+def test_bad_eval_prompts_are_refused_before_training(prompt, message, in_repo, tmp_path, capsys):
+    prompts = tmp_path / "eval.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Say hi."}) + "\n" + json.dumps({"prompt": prompt}) + "\n")
+    with pytest.raises(SystemExit), _argv():
+        main(["fit", "--config", RECIPES[0], f"--data.init_args.eval_prompts.init_args.data_files={prompts}",
+              f"--trainer.default_root_dir={tmp_path}", *SMALL[1:]])  # fmt: skip
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lightning_logs" / "version_0" / "checkpoints").exists()  # no step ran
+
+
+def _messages_of_every_scorer_error() -> list[str]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from pareto_lightning.rewards import LLMJudge, VaderSentiment
+
+    attempts = [
+        lambda: VaderSentiment("joy"),
+        lambda: TextstatScore("no_such_formula", low=1, high=1, min_words=-1),
+        lambda: LLMJudge("/no/judge", question=" ", template="{prompt}", yes=[], output="x", batch_size=0,
+                         max_length=1),
+        lambda: LLMJudge("/no/judge", dtype="int8"),
+        lambda: LLMJudge("/no/judge"),
+        lambda: LLMJudge(LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8,
+                                                      num_hidden_layers=1, num_attention_heads=1))),
+    ]  # fmt: skip
+    messages = []
+    for attempt in attempts:
+        with pytest.raises((ValueError, OSError)) as info:
+            attempt()
+        messages.append(str(info.value))
+    return messages
+
+
+def test_the_scorer_error_keys_are_paths_a_user_types():
+    """Every key the scorers' errors name exists in a resolved config that uses those scorers."""
+    functions = [
+        {"class_path": "pareto_lightning.rewards.VaderSentiment"},
+        {"class_path": "pareto_lightning.rewards.TextstatScore"},
+        {"class_path": "pareto_lightning.rewards.LLMJudge", "init_args": {"name_or_path": "/some/judge"}},
+    ]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit), _argv():
+        main(["fit", "--config", RECIPES[0], "--model.init_args.reward.init_args.names=[a, b, c]",
+              "--model.init_args.policy.init_args.objective_names=[a, b, c]",
+              f"--model.init_args.reward.init_args.functions={json.dumps(functions)}", "--print_config"])  # fmt: skip
+    config = yaml.safe_load(out.getvalue())
+    prefix = "model.init_args.reward.init_args.functions[i].init_args"
+    typable = {f"{prefix}.{k}" for f in config["model"]["init_args"]["reward"]["init_args"]["functions"]
+               for k in f["init_args"]}  # fmt: skip
+    quoted = {key for message in _messages_of_every_scorer_error()
+              for key in re.findall(r"`(model\.init_args\.[^`]+)`", message)}  # fmt: skip
+    assert len(quoted) >= 10, quoted
+    assert quoted <= typable, quoted - typable
