@@ -140,6 +140,30 @@ def check_number_embedding(model: Any, name: str, key: str) -> None:
         )
 
 
+def model_or_load(
+    name_or_path: Any,
+    auto_class: Any,
+    key: str,
+    what: str,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[Any, str]:
+    """A ready model (cast to ``dtype`` when given) or one loaded by :func:`load_pretrained`, and its name.
+
+    Example:
+        >>> from transformers import AutoModelForCausalLM
+        >>> from pareto_lightning.tasks import LexiconLM
+        >>> model, name = model_or_load(LexiconLM(seed=0), AutoModelForCausalLM, "k", "judge model", torch.bfloat16)
+        >>> model.dtype
+        torch.bfloat16
+    """
+    if isinstance(name_or_path, nn.Module):
+        model = name_or_path if dtype is None else name_or_path.to(dtype)
+        return model, str(getattr(name_or_path, "name_or_path", type(name_or_path).__name__))
+    name = str(name_or_path)
+    return load_pretrained(auto_class, name, key, what, dtype=dtype, trust_remote_code=trust_remote_code), name
+
+
 def load_tokenizer(name: str, key: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """``AutoTokenizer.from_pretrained(name)`` with the same checks and message as :func:`load_pretrained`."""
     return load_pretrained(AutoTokenizer, name, key, "tokenizer", trust_remote_code=trust_remote_code)

@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from pareto_lightning.loading import load_pretrained, load_tokenizer, resolve_dtype
+from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
 
 DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
 """The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
@@ -106,14 +106,9 @@ class HFRewardModel(nn.Module):
             raise ValueError(f"`batch_size` must be >= 1 ({_KEY}.batch_size); got {batch_size}.")
         self.template, self.max_length, self.batch_size = _check_template(template), max_length, batch_size
         torch_dtype = resolve_dtype(dtype, f"{_KEY}.dtype")
-        if isinstance(name_or_path, PreTrainedModel):
-            model, self.name_or_path = name_or_path, name_or_path.name_or_path
-            if torch_dtype is not None:
-                model = model.to(torch_dtype)
-        else:
-            self.name_or_path = str(name_or_path)
-            model = load_pretrained(AutoModelForSequenceClassification, self.name_or_path, f"{_KEY}.name_or_path",
-                                    "reward model", dtype=torch_dtype, trust_remote_code=trust_remote_code)  # fmt: skip
+        model, self.name_or_path = model_or_load(name_or_path, AutoModelForSequenceClassification,
+                                                 f"{_KEY}.name_or_path", "reward model", torch_dtype,
+                                                 trust_remote_code)  # fmt: skip
         self.model = model
         self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
         limit = getattr(model.config, "max_position_embeddings", None)

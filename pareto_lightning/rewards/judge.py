@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from pareto_lightning.loading import load_pretrained, load_tokenizer, resolve_dtype
+from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
 from pareto_lightning.rewards.hf_reward_model import _no_autocast
 from pareto_lightning.rewards.scorers import raise_problems
 from pareto_lightning.rollout import position_ids
@@ -99,14 +99,8 @@ class LLMJudge(nn.Module):
         self.question, self.template, self.output = question, template, output
         self.batch_size, self.max_length = batch_size, max_length
         torch_dtype = resolve_dtype(dtype, f"{_KEY}.dtype")
-        if isinstance(name_or_path, PreTrainedModel):
-            model, self.name_or_path = name_or_path, name_or_path.name_or_path
-            if torch_dtype is not None:
-                model = model.to(torch_dtype)
-        else:
-            self.name_or_path = str(name_or_path)
-            model = load_pretrained(AutoModelForCausalLM, self.name_or_path, f"{_KEY}.name_or_path", "judge model",
-                                    dtype=torch_dtype, trust_remote_code=trust_remote_code)  # fmt: skip
+        model, self.name_or_path = model_or_load(name_or_path, AutoModelForCausalLM, f"{_KEY}.name_or_path",
+                                                 "judge model", torch_dtype, trust_remote_code)  # fmt: skip
         self.model = model.requires_grad_(False)
         self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
         self.chat = bool(getattr(self.tokenizer, "chat_template", None)) if chat is None else chat

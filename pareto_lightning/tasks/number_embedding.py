@@ -39,8 +39,8 @@ def number_values(input_ids: Tensor, digit_ids: Sequence[int], point_id: int) ->
     Example:
         >>> # ids 0-9 are the digits, 10 is ".", 11 is a word: "w 0.95. w 1 ." -> 0.95 on 4 tokens, 1 on one
         >>> mask, values = number_values(torch.tensor([[11, 0, 10, 9, 5, 10, 11, 1, 10]]), range(10), 10)
-        >>> mask.int().tolist(), values.tolist()
-        ([[0, 1, 1, 1, 1, 0, 0, 1, 0]], [[0.0, 0.949999988079071, 0.949999988079071, 0.949999988079071, 0.949999988079071, 0.0, 0.0, 1.0, 0.0]])
+        >>> mask.int().tolist(), [round(v, 2) for v in values[0].tolist()]
+        ([[0, 1, 1, 1, 1, 0, 0, 1, 0]], [0.0, 0.95, 0.95, 0.95, 0.95, 0.0, 0.0, 1.0, 0.0])
     """
     digit = {token: str(d) for d, token in enumerate(digit_ids)}
     is_digit = torch.isin(input_ids, torch.tensor(list(digit), device=input_ids.device))  # [B, L]

@@ -46,7 +46,9 @@ def test_number_values_by_hand(text, expected):
 
 
 def test_number_values_of_a_batch_and_its_padding():
-    ids = torch.tensor([[0, 0, DIGIT_IDS[0], POINT, DIGIT_IDS[3]], [DIGIT_IDS[1], POINT, DIGIT_IDS[0], DIGIT_IDS[0], 0]])
+    ids = torch.tensor(
+        [[0, 0, DIGIT_IDS[0], POINT, DIGIT_IDS[3]], [DIGIT_IDS[1], POINT, DIGIT_IDS[0], DIGIT_IDS[0], 0]]
+    )
     mask, values = number_values(ids, DIGIT_IDS, POINT)
     assert mask.tolist() == [[False, False, True, True, True], [True, True, True, True, False]]
     torch.testing.assert_close(values, torch.tensor([[0, 0, 0.3, 0.3, 0.3], [1.0, 1.0, 1.0, 1.0, 0]]))
@@ -75,7 +77,8 @@ def test_a_numeric_lexicon_lm_saves_reloads_and_is_refused_by_a_generic_loader(t
     model = LexiconLM(seed=3, number_embedding=True)
     assert isinstance(model.get_input_embeddings(), NumberEmbedding)
     assert model.lm_head.weight is model.get_input_embeddings().weight
-    assert not torch.equal(LexiconLM(seed=4, number_embedding=True).model.embed_tokens.scale, model.model.embed_tokens.scale)
+    other = LexiconLM(seed=4, number_embedding=True)
+    assert not torch.equal(other.model.embed_tokens.scale, model.model.embed_tokens.scale)  # the seed decides
     model.save_pretrained(tmp_path)
     again = LexiconLM.from_pretrained(tmp_path)
     ids = torch.tensor([[5, 6, DIGIT_IDS[0], POINT, DIGIT_IDS[7], DIGIT_IDS[5]]])
