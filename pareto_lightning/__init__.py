@@ -15,12 +15,15 @@ from pareto_lightning.preferences import (
 from pareto_lightning.rewards import (
     HFRewardModel,
     IdentityNormalizer,
+    LLMJudge,
     MaxScaler,
     MultiObjectiveReward,
     RewardFunction,
     RewardNormalizer,
     Standardizer,
     TanhSquash,
+    TextstatScore,
+    VaderSentiment,
 )
 from pareto_lightning.rollout import SweepBatch
 from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
@@ -37,6 +40,7 @@ __all__ = [
     "HypervolumeMetric",
     "IdentityNormalizer",
     "JSONLPredictionWriter",
+    "LLMJudge",
     "LinearScalarization",
     "ListPrompts",
     "MOODPOModule",
@@ -58,7 +62,9 @@ __all__ = [
     "Standardizer",
     "SweepBatch",
     "TanhSquash",
+    "TextstatScore",
     "Tchebycheff",
+    "VaderSentiment",
     "simplex_grid",
     "split_seen_unseen",
     "validate_preference",
