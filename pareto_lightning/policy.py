@@ -162,6 +162,10 @@ class PreferencePolicy(nn.Module):
             for p, w in zip(prompts, weights, strict=True)
         ]  # fmt: skip
 
+    def _token_lengths(self, prompts: Sequence[str], weights: Tensor) -> list[int]:
+        texts = self.conditioned_prompts(prompts, weights)
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
     def _check_length(self, num_tokens: int, what: str) -> None:
         if self.max_prompt_length is not None and num_tokens > self.max_prompt_length:
             raise ValueError(
@@ -170,16 +174,29 @@ class PreferencePolicy(nn.Module):
                 "limit."
             )
 
-    def check_prompt_lengths(self, prompts: Sequence[str], weights: Tensor, key: str) -> None:
+    def check_prompt_lengths(
+        self,
+        prompts: Sequence[str],
+        weights: Tensor,
+        key: str,
+        exact_pairs: int = 20_000,
+        candidates: int = 16,
+    ) -> None:
         """Refuse, before any training step, a prompt that is too long under one of ``weights``.
 
-        Every (prompt, weight) pair is written and tokenized as generation would write it, so the check holds
-        whatever digits and names a weight adds. Nothing to do without ``max_prompt_length``.
+        Pairs are written and tokenized as generation would write them, so the check holds whatever digits and
+        names a weight adds. Every (prompt, weight) pair is tokenized when there are at most ``exact_pairs`` of
+        them. A larger set (a training split) is checked in two passes: every prompt under the first weight, then
+        the ``candidates`` longest of those under every weight; this is exact whenever the preference adds the
+        same tokens whatever the prompt (a system message, a separate line). Nothing to do without
+        ``max_prompt_length``.
 
         Args:
             prompts: the prompts (for example the evaluation prompts).
             weights: ``[M, K]`` the preferences they are used with.
             key: the config key of the prompts, quoted in the error.
+            exact_pairs: the most (prompt, weight) pairs tokenized one by one.
+            candidates: how many of the longest prompts the second pass checks under every weight.
 
         Example:
             >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
@@ -192,9 +209,12 @@ class PreferencePolicy(nn.Module):
         """
         if self.max_prompt_length is None or not len(prompts):
             return
+        if len(prompts) * len(weights) > exact_pairs:
+            first = self._token_lengths(list(prompts), weights[:1].expand(len(prompts), -1))
+            longest = sorted(range(len(prompts)), key=first.__getitem__)[-candidates:]
+            prompts = [prompts[i] for i in longest]
         pairs = [(p, w) for w in weights for p in prompts]
-        texts = self.conditioned_prompts([p for p, _ in pairs], torch.stack([w for _, w in pairs]))
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        lengths = self._token_lengths([p for p, _ in pairs], torch.stack([w for _, w in pairs]))
         worst = max(range(len(lengths)), key=lengths.__getitem__)
         w = ", ".join(f"{x:.{self.weight_decimals}f}" for x in pairs[worst][1].tolist())
         self._check_length(

@@ -131,12 +131,17 @@ class PreferenceAlignmentModule(pl.LightningModule):
         needs_copy = self.beta > 0 and self.uses_reference and not self.policy.uses_lora
         if stage == "fit" and needs_copy and self.reference_model is None:
             self.reference_model = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
-        # Every evaluation prompt under every evaluation weight fits, checked now rather than at the first
-        # evaluation after hours of training (the data module is set up before the module).
+        # Every evaluation prompt under every evaluation weight fits, and every training prompt under every
+        # training weight of a grid, checked now rather than when it is first drawn, hours into training (the data
+        # module is set up before the module). On the continuous simplex a training prompt is checked when drawn.
         dm = self._trainer.datamodule if self._trainer is not None else None
         prompts, weights = getattr(dm, "eval_prompts", None), getattr(dm, "eval_weights", None)
         if prompts and weights is not None:
             self.policy.check_prompt_lengths(prompts, weights, key="data.init_args.eval_prompts")
+        train, support = getattr(dm, "train_prompts", None), getattr(dm, "train_support", None)
+        if stage == "fit" and train and support is not None:
+            unique = list(dict.fromkeys(train))
+            self.policy.check_prompt_lengths(unique, support, key="data.init_args.train_prompts")
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy`` (FSDP2): shard the policy (and the frozen reference) per decoder layer.

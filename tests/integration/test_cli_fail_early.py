@@ -138,3 +138,22 @@ def test_missing_local_model_folder_is_named(tmp_path, capsys):
         in err
     )
     assert "Repo id" not in err
+
+
+def test_train_prompt_too_long_is_refused_before_training(tmp_path, capsys):
+    # The evaluation prompts fit; one training prompt of the file is longer than the limit.
+    data = tmp_path / "train.jsonl"
+    long = "write a short note about the river and the city and the garden and the school"
+    data.write_text("\n".join(json.dumps({"prompt": p}) for p in ["write a note", long, "a note"]) + "\n")
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--model.init_args.policy.init_args.max_prompt_length=24",
+             "--data.init_args.train_prompts=pareto_lightning.HFPrompts",
+             f"--data.init_args.train_prompts.init_args.data_files={data}",
+             "--data.init_args.eval_prompts=pareto_lightning.ListPrompts",
+             "--data.init_args.eval_prompts.init_args.prompts=[write a note]")  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        "the longest prompt of `data.init_args.train_prompts`" in err
+        and "'write a short note about the" in err
+    )
+    assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err  # not one step trained

@@ -188,3 +188,23 @@ def test_missing_local_folders_are_named():
         FileNotFoundError, match=r"`model.init_args.policy.init_args.tokenizer`: the tokenizer folder"
     ):
         PreferencePolicy(LexiconTask().model(), "/no/such/tokenizer")
+
+
+def test_the_two_pass_length_check_finds_the_pair_the_exact_check_finds():
+    """Many prompts: every prompt under one weight, then the longest under every weight, gives the same worst
+    pair (and message) as tokenizing every pair."""
+    policy = LexiconTask().policy(max_new_tokens=2, max_prompt_length=20)  # "write a note" + w: 20 tokens
+    prompts = ["write a note"] * 40 + ["write a note about the river and the city"] + ["a note"] * 40
+    weights = torch.tensor([[1.0, 0.0], [0.35, 0.65], [0.5, 0.5]])
+    messages = []
+    for exact_pairs in (10_000, 1):  # all 243 pairs, then the two passes
+        with pytest.raises(ValueError, match="max_prompt_length") as error:
+            policy.check_prompt_lengths(prompts, weights, key="data.init_args.train_prompts",
+                                        exact_pairs=exact_pairs, candidates=1)  # fmt: skip
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert "`data.init_args.train_prompts`" in messages[1]
+    assert "('write a note about the river and the cit" in messages[1]
+    policy.check_prompt_lengths(
+        prompts[:40], weights, key="data.init_args.train_prompts", exact_pairs=1
+    )  # fits

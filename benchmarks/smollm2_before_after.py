@@ -1,0 +1,136 @@
+"""SmolLM2-135M-Instruct before and after training: the 11-weight sweep and a Table-2 view on real text.
+
+Runs the recipe's own evaluation (``validate``) on the untrained base and on a trained checkpoint, then
+``predict`` on a few evaluation prompts at a few weights for both, and prints markdown tables:
+
+- per weight ``(1, 0) ... (0, 1)``: the mean greedy reward of each objective over the evaluation prompts;
+- per objective, the Spearman correlation between ``w_k`` and ``r_k``; the hypervolume; the mean preference utility;
+- the Table-2 sweep: the greedy completion and its rewards, base and trained side by side.
+
+    python recipes/train.py fit --config recipes/smollm2/weighted_grpo.yaml --trainer.default_root_dir=runs/smol
+    python benchmarks/smollm2_before_after.py --config recipes/smollm2/weighted_grpo.yaml \\
+        --ckpt runs/smol/lightning_logs/version_0/checkpoints/last.ckpt --out benchmarks/out/smollm2
+
+Everything after ``--`` goes to both runs (the same overrides the training run had). Runs go through the same
+command line as users; a finished run is reused when its output exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from pareto_lightning.metrics.functional import spearman_correlation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE2_WEIGHTS = "[[1,0],[0.8,0.2],[0.5,0.5],[0.2,0.8],[0,1]]"
+
+
+def run(subcommand: str, config: str, out: str, ckpt: str | None, extra: list[str], threads: int) -> str:
+    """``recipes/train.py <subcommand>`` into ``out`` unless done; returns the run's log folder."""
+    logs = os.path.join(out, "lightning_logs", "version_0")
+    done = os.path.join(logs, "summary.json" if subcommand == "validate" else "predictions.jsonl")
+    if not os.path.exists(done):
+        cmd = [sys.executable, os.path.join(ROOT, "recipes", "train.py"), subcommand, "--config", config,
+               f"--trainer.default_root_dir={out}", "--trainer.enable_progress_bar=false", *extra]  # fmt: skip
+        if ckpt:
+            cmd.append(f"--ckpt_path={ckpt}")
+        os.makedirs(out, exist_ok=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
+        with open(os.path.join(out, "stdout.txt"), "w") as fh:
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=True, cwd=ROOT)
+    return logs
+
+
+def front(logs: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Weights ``[M, K]``, mean greedy rewards ``[M, K]`` and the summary of one evaluation."""
+    with open(os.path.join(logs, "frontier.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    k = sum(key.startswith("w_") for key in rows[0])
+    weights = torch.tensor([[float(r[f"w_{i + 1}"]) for i in range(k)] for r in rows], dtype=torch.float64)
+    rewards = torch.tensor([[float(r[f"r_{i + 1}"]) for i in range(k)] for r in rows], dtype=torch.float64)
+    with open(os.path.join(logs, "summary.json")) as fh:
+        return weights, rewards, json.load(fh)
+
+
+def sweep_table(names: list[str], base: tuple, trained: tuple) -> str:
+    (w, r0, s0), (_, r1, s1) = base, trained
+    head = " | ".join(f"{side} {n}" for side in ("base", "trained") for n in names)
+    lines = [f"| w | {head} |", "|---" * (1 + 2 * len(names)) + "|"]
+    for i in range(len(w)):
+        cells = [f"{x:.3f}" for x in (*r0[i].tolist(), *r1[i].tolist())]
+        lines.append(f"| ({', '.join(f'{x:.1f}' for x in w[i].tolist())}) | " + " | ".join(cells) + " |")
+    lines += ["", "| | base | trained |", "|---|---|---|"]
+    for k, name in enumerate(names):
+        rho = [float(spearman_correlation(w[:, k], r[:, k])) for r in (r0, r1)]
+        lines.append(f"| Spearman(w_{name}, r_{name}) | {rho[0]:.2f} | {rho[1]:.2f} |")
+    for key, label in (("val/hypervolume", "hypervolume"), ("val/pu", "PU (lower is better)")):
+        lines.append(f"| {label} | {s0[key]:.4f} | {s1[key]:.4f} |")
+    return "\n".join(lines)
+
+
+def predictions_table(base_logs: str, trained_logs: str) -> str:
+    def load(logs: str) -> list[dict]:
+        with open(os.path.join(logs, "predictions.jsonl")) as fh:
+            return [json.loads(line) for line in fh]
+
+    by_prompt: dict[str, list[tuple[dict, dict]]] = {}
+    for b, t in zip(load(base_logs), load(trained_logs), strict=True):
+        by_prompt.setdefault(b["prompt"], []).append((b, t))
+    out = []
+    for prompt, rows in by_prompt.items():
+        out += [f"**{prompt}**", "", "| w | base (rewards) | trained (rewards) |", "|---|---|---|"]
+        for b, t in rows:
+
+            def cell(p: dict) -> str:
+                text = " ".join(p["completion"].split()).replace("|", "/") or "*(empty)*"
+                return f"{text} ({', '.join(f'{v:.2f}' for v in p['rewards'].values())})"
+
+            w = ", ".join(f"{x:.1f}" for x in b["w"].values())
+            out.append(f"| ({w}) | {cell(b)} | {cell(t)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default="recipes/smollm2/weighted_grpo.yaml")
+    parser.add_argument("--ckpt", required=True, help="the trained run's checkpoint")
+    parser.add_argument("--out", default="benchmarks/out/smollm2")
+    parser.add_argument("--prompts", type=int, default=3, help="evaluation prompts in the Table-2 view")
+    parser.add_argument("--threads", type=int, default=1)
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]
+    config = os.path.abspath(args.config)
+    ckpt = os.path.abspath(args.ckpt)
+    out = os.path.abspath(args.out)
+    logs = {}
+    for side, path in (("base", None), ("trained", ckpt)):
+        logs[side] = run("validate", config, os.path.join(out, f"{side}_sweep"), path, extra, args.threads)
+        table2 = [f"--data.init_args.eval_weights={TABLE2_WEIGHTS}",
+                  f"--data.init_args.num_eval_prompts={args.prompts}"]  # fmt: skip
+        logs[side + "_predict"] = run("predict", config, os.path.join(out, f"{side}_predict"), path,
+                                      extra + table2, args.threads)  # fmt: skip
+    names = list(json.loads(open(os.path.join(logs["base_predict"], "predictions.jsonl")).readline())["w"])
+    report = "\n\n".join([
+        f"Mean greedy rewards on the evaluation prompts, the untrained base against `{args.ckpt}`:",
+        sweep_table(names, front(logs["base"]), front(logs["trained"])),
+        "Greedy completions (Table-2 view):",
+        predictions_table(logs["base_predict"], logs["trained_predict"]),
+    ])  # fmt: skip
+    with open(os.path.join(out, "before_after.md"), "w") as fh:
+        fh.write(report + "\n")
+    print(report)
+    print(f"\nWritten to {os.path.join(out, 'before_after.md')}")
+
+
+if __name__ == "__main__":
+    main()
