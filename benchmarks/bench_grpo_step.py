@@ -10,7 +10,9 @@ The grid (every combination; filter it with ``--models``, ``--threads``, ``--len
 * two models: ``tiny``, the built-in ``LexiconLM`` (Qwen2 h64/L2, 80k parameters), and ``smol135m``, a
   random Llama of SmolLM2-135M's configuration with its full 49152-token vocabulary (see
   ``grpo_step/models.py``: the lexicon tokenizer padded to 49152 tokens, so prompts tokenize identically;
-  with random weights its completions almost never end early, so its free cells time nearly full lengths).
+  with random weights its completions almost never end early, so its free cells time nearly full lengths);
+* and, when selected (``--models smollm2``; it needs ``python -m pareto_lightning.models.smollm2`` first), the
+  real SmolLM2-135M-Instruct with the LoRA adapter of ``recipes/smollm2/`` on every side.
 
 Every step of every side does the same work (``grpo_step/workload.py``): 4 prompts x 4 completions, the
 same reward code, GRPO with one update per rollout, AdamW; TRL is set to float32, no gradient
@@ -68,7 +70,7 @@ RUNNERS = {
     "bare": run_bare,
     "trl_defaults": lambda folder, cell, steps, seed: run_trl(folder, cell, steps, seed, defaults=True),
 }
-STEPS = {"tiny": (40, 5), "smol135m": (8, 2)}
+STEPS = {"tiny": (40, 5), "smol135m": (8, 2), "smollm2": (8, 2)}
 """Model -> (steps per run, warm-up steps dropped) unless ``--steps``/``--warmup`` are given."""
 
 
@@ -76,7 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=["tiny", "smol135m"], choices=list(MODELS))
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch.set_num_threads values")
     parser.add_argument("--lengths", nargs="+", default=list(LENGTHS), choices=list(LENGTHS))
     parser.add_argument("--betas", nargs="+", type=float, default=[0.0, 0.1])

@@ -6,11 +6,14 @@ end-of-sequence token, decode, score with the shared reward code, form group-sca
 for the per-token log-probs (and one no-grad forward of the frozen reference when ``beta > 0``), the GRPO
 loss with the k3 KL term and the per-sequence mean, backward, an AdamW step (torch's default implementation,
 as ours) and ``zero_grad``. Only the reward code (``MultiObjectiveReward``, ``SmoothTchebycheff``) and the
-prompt texts come from the library. Every phase is timed, so the profile can set ours against it.
+prompt texts come from the library. Every phase is timed, so the profile can set ours against it. A LoRA
+model wraps the model with ``peft``, AdamW gets the adapter's parameters, and the reference forward runs with
+the adapter disabled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -25,6 +28,7 @@ from .workload import (
     Cell,
     conditioned_dataset,
     generation_settings,
+    lora_config,
     utility_function,
 )
 
@@ -95,8 +99,16 @@ def run_bare(folder: str, cell: Cell, steps: int, seed: int) -> SideRun:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(folder).train()
-    reference = copy.deepcopy(model).eval().requires_grad_(False) if cell.beta > 0 else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.0)
+    reference, adapter_off = None, contextlib.nullcontext
+    if cell.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config())
+        reference, adapter_off = (model if cell.beta > 0 else None), model.disable_adapter
+    elif cell.beta > 0:
+        reference = copy.deepcopy(model).eval().requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=0.0)
     prompts, texts, weights = conditioned_dataset(model, tokenizer, seed)
     reward, scalarizer = utility_function()
     sampling = generation_settings(cell.forced)
@@ -135,7 +147,7 @@ def run_bare(folder: str, cell: Cell, steps: int, seed: int) -> SideRun:
             logp = completion_log_probs(model, prompt_ids, prompt_mask, completion)  # [N, T]
         ref_logp = None
         if reference is not None:
-            with phases.phase("reference log-probs"), torch.no_grad():
+            with phases.phase("reference log-probs"), torch.no_grad(), adapter_off():
                 ref_logp = completion_log_probs(reference, prompt_ids, prompt_mask, completion)  # [N, T]
         with phases.phase("loss maths"):
             loss = grpo_step_loss(logp, ref_logp, utilities, mask, NUM_GENERATIONS, cell.beta)

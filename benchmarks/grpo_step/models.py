@@ -1,4 +1,4 @@
-"""The two model sizes of the grid, each written once to a folder that every side loads from.
+"""The models of the grid, each written (or linked) once to a folder that every side loads from.
 
 * ``tiny``: the built-in ``LexiconLM(seed=0)``, a Qwen2 with hidden 64, 2 layers, 4 heads (2 key/value
   heads), MLP 128, tied embeddings over the 91-token lexicon vocabulary: 80k parameters.
@@ -11,6 +11,10 @@
   to a word (which no reward counts). With random weights the end-of-sequence token has a probability
   of about 1/49152 per token, so "free" completions of this model almost always run to the limit; the
   free cells then time the same work as the forced ones, minus the ``min_new_tokens`` logits processor.
+* ``smollm2``: the real SmolLM2-135M-Instruct, as ``recipes/smollm2/`` trains it: the folder written by
+  ``python -m pareto_lightning.models.smollm2`` (linked, not copied), its own tokenizer and chat template,
+  and on every side the recipes' LoRA adapter (r 8 on ``q/k/v/o_proj``; the reference is the base with the
+  adapter disabled, no second copy). Its completions can end early, so its free cells differ from forced.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from pareto_lightning.models.smollm2 import DEFAULT_DIR
 from pareto_lightning.tasks import VOCABULARY, LexiconLM, LexiconTokenizer, build_backend_tokenizer
 
 SMOL_VOCAB = 49152
@@ -86,11 +91,28 @@ def save_smol135m(folder: str) -> None:
     padded_tokenizer(SMOL_VOCAB).save_pretrained(folder)
 
 
+def link_smollm2(folder: str) -> None:
+    """Link ``folder`` to the SmolLM2-135M-Instruct folder the recipes load, or stop with the command that
+    writes it."""
+    source = os.path.expanduser(DEFAULT_DIR)
+    if not os.path.isdir(source):
+        raise SystemExit(
+            f"{source} does not exist; write it first: python -m pareto_lightning.models.smollm2"
+        )
+    os.symlink(source, folder)
+
+
 MODELS: dict[str, tuple[str, Callable[[str], None]]] = {
     "tiny": ("tiny Qwen2 h64/L2, vocab 91 (80k parameters)", save_tiny),
     "smol135m": ("random Llama of SmolLM2-135M's config, vocab 49152 (134.5M parameters)", save_smol135m),
+    "smollm2": (
+        "SmolLM2-135M-Instruct, LoRA r 8 on q/k/v/o_proj (921,600 trainable parameters)",
+        link_smollm2,
+    ),
 }
 """Model key -> (description, function writing it to a folder)."""
+LORA_MODELS = frozenset({"smollm2"})
+"""The models every side trains through a LoRA adapter (:func:`~.workload.lora_config`)."""
 
 
 def prepare(names: list[str], root: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from .workload import (
     NUM_PROMPTS,
     NUM_TRAIN_PROMPTS,
     Cell,
+    lora_config,
     utility_function,
 )
 from .workload import task as lexicon_task
@@ -62,6 +63,7 @@ def build_ours(folder: str, cell: Cell) -> tuple[GRPOModule, PreferencePromptDat
         max_new_tokens=NEW_TOKENS,
         temperature=1.0,
         top_p=1.0,
+        lora=lora_config() if cell.lora else None,
     )
     policy.model.generation_config.min_new_tokens = NEW_TOKENS if cell.forced else None
     module = GRPOModule(

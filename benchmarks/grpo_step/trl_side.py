@@ -11,7 +11,8 @@ AdamW. The side named ``trl_defaults`` keeps TRL's defaults for those three sett
 The prompts are our conditioned prompt texts with one preference each, drawn once from our data module;
 the reward function is our reward code (``MultiObjectiveReward`` + ``SmoothTchebycheff``) wrapped as a TRL
 reward function, which also records the completion lengths. A step is timed from ``on_step_begin`` to
-``on_step_end``. With ``beta > 0`` TRL loads its reference model from the model folder.
+``on_step_end``. With ``beta > 0`` TRL loads its reference model from the model folder; with a LoRA model
+(``peft_config``) the reference is the base with the adapter disabled, as on our side.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .workload import (
     Cell,
     conditioned_dataset,
     generation_settings,
+    lora_config,
     utility_function,
 )
 
@@ -96,7 +98,7 @@ def run_trl(folder: str, cell: Cell, steps: int, seed: int, defaults: bool = Fal
         )  # fmt: skip
         trainer = GRPOTrainer(
             model=model, reward_funcs=utility, args=config, train_dataset=dataset, processing_class=tokenizer,
-            callbacks=[timer],
+            callbacks=[timer], peft_config=lora_config() if cell.lora else None,
         )  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):  # without tqdm the Trainer prints its summary
             trainer.train()

@@ -5,7 +5,8 @@ completions each (sampling at temperature 1, top-p 1, no top-k), at most ``NEW_T
 task's two lexicon rewards scalarized by ``SmoothTchebycheff`` under each prompt's preference; GRPO with
 group-scaled advantages and the per-sequence mean, one update per rollout, AdamW at ``LEARNING_RATE``
 without weight decay or gradient clipping; with ``beta > 0`` a k3 KL term to a frozen copy of the starting
-weights (one more forward per step).
+weights (one more forward per step). A model of ``LORA_MODELS`` trains the recipes' LoRA adapter instead of
+every weight, on every side.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pareto_lightning import PreferencePromptDataModule, SmoothTchebycheff
 from pareto_lightning.policy import PreferencePolicy
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.tasks import LexiconPrompts, LexiconTask
+
+from .models import LORA_MODELS
 
 NUM_PROMPTS, NUM_GENERATIONS, NEW_TOKENS, LEARNING_RATE = 4, 4, 16, 1e-4
 NUM_TRAIN_PROMPTS = 128
@@ -49,6 +52,11 @@ class Cell:
     def forced(self) -> bool:
         """Whether completions are forced to ``NEW_TOKENS`` tokens."""
         return self.lengths == "forced"
+
+    @property
+    def lora(self) -> bool:
+        """Whether every side trains a LoRA adapter (:func:`lora_config`) rather than every weight."""
+        return self.model in LORA_MODELS
 
     @property
     def key(self) -> str:
@@ -96,6 +104,20 @@ def generation_settings(forced: bool) -> dict[str, object]:
     if forced:
         settings["min_new_tokens"] = NEW_TOKENS
     return settings
+
+
+def lora_config() -> object:
+    """The LoRA adapter of ``recipes/smollm2/*.yaml``: r 8, alpha 16, no dropout, on ``q/k/v/o_proj``.
+
+    Example:
+        >>> c = lora_config()
+        >>> c.r, c.lora_alpha, sorted(c.target_modules)
+        (8, 16, ['k_proj', 'o_proj', 'q_proj', 'v_proj'])
+    """
+    from peft import LoraConfig
+
+    return LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                      task_type="CAUSAL_LM")  # fmt: skip
 
 
 def task() -> LexiconTask:
