@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import partial
 from typing import Any
 
@@ -12,8 +12,13 @@ from torch import nn
 
 # Module-level functions bound with functools.partial (torch tags each hook with an attribute, and a module
 # holding them must stay picklable); `where` is shared by the three hooks of one call.
+def _left_out(where: dict, key: str) -> bool:
+    """Whether ``key`` (relative to the module) is one the module keeps out of its checkpoints."""
+    return key in where["keys"] or (bool(where["prefix"]) and key.startswith(where["prefix"]))
+
+
 def _drop(where: dict, module: nn.Module, state_dict: dict, own_prefix: str, local_metadata: dict) -> None:
-    for key in [k for k in state_dict if k.startswith(own_prefix + where["prefix"])]:
+    for key in [k for k in state_dict if k.startswith(own_prefix) and _left_out(where, k[len(own_prefix) :])]:
         del state_dict[key]
 
 
@@ -22,17 +27,21 @@ def _remember_prefix(where: dict, module: nn.Module, state_dict: dict, own_prefi
 
 
 def _allow_missing(where: dict, module: nn.Module, incompatible_keys: Any) -> None:
-    left_out = where["loading"] + where["prefix"]
+    own = where["loading"]
     incompatible_keys.missing_keys[:] = [
-        k for k in incompatible_keys.missing_keys if not k.startswith(left_out)
+        k
+        for k in incompatible_keys.missing_keys
+        if not (k.startswith(own) and _left_out(where, k[len(own) :]))
     ]
 
 
-def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
-    """Keep the entries under ``prefix`` out of ``module.state_dict()``, and let loading go on without them.
+def leave_out_of_checkpoints(module: nn.Module, prefix: str = "", keys: Collection[str] = ()) -> None:
+    """Keep the entries under ``prefix``, and the entries named in ``keys``, out of ``module.state_dict()``, and
+    let loading go on without them.
 
     For frozen parts rebuilt from their own files whenever the module is built (the reward models: storing
-    them would add their full size, GBs for the paper's GPT-2-large pair, to every checkpoint). A
+    them would add their full size, GBs for the paper's GPT-2-large pair, to every checkpoint; the frozen base
+    weights under a LoRA adapter). A
     distributed checkpoint (``torch.distributed.checkpoint``, which Lightning's ``ModelParallelStrategy`` writes)
     reads exactly the keys of the live ``state_dict``, so a key the checkpoint lacks fails the load unless the
     live ``state_dict`` lacks it too. ``load_state_dict(strict=True)`` then accepts the module's own entries
@@ -46,8 +55,11 @@ def leave_out_of_checkpoints(module: nn.Module, prefix: str) -> None:
         ['trained.bias', 'trained.weight']
         >>> root.load_state_dict(root.state_dict(), strict=True)
         <All keys matched successfully>
+        >>> leave_out_of_checkpoints(root, keys=["trained.weight"])
+        >>> sorted(root.state_dict())
+        ['trained.bias']
     """
-    where = {"prefix": prefix, "loading": ""}
+    where = {"prefix": prefix, "keys": frozenset(keys), "loading": ""}
     module.register_state_dict_post_hook(partial(_drop, where))
     module.register_load_state_dict_pre_hook(partial(_remember_prefix, where))
     module.register_load_state_dict_post_hook(partial(_allow_missing, where))

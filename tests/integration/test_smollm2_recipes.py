@@ -144,6 +144,16 @@ def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, on
     assert all(0.0 <= float(r[k]) <= 1.0 for r in rows for k in ("r_1", "r_2"))
     samples = [json.loads(line) for line in open(run / "samples.jsonl")]
     assert set(samples[0]["rewards"]) == {"simplicity", "technicality"}
+    # The checkpoint holds the adapter, not the frozen base; `validate` from it rebuilds the base from the
+    # recipe's folder and evaluates the same policy (greedy: the same rows as the run's last evaluation).
+    ckpt = run / "checkpoints" / "last.ckpt"
+    policy_keys = [k for k in torch.load(ckpt, weights_only=False)["state_dict"] if k.startswith("policy.")]
+    assert policy_keys and all("lora_" in k for k in policy_keys)
+    again = tmp_path / "validate"
+    with _argv():
+        main(["validate", "--config", path, f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={again}",
+              "--model.init_args.policy.init_args.max_new_tokens=8", *SMALL[1:]])  # fmt: skip
+    assert list(csv.DictReader(open(again / "lightning_logs" / "version_0" / "frontier.csv"))) == rows
 
 
 def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch, capsys):

@@ -64,3 +64,32 @@ def test_lora_reference_is_the_base_with_the_adapter_disabled():
     plain = PreferencePolicy(LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=4)
     assert torch.allclose(module.reference_log_probs(r), plain.log_probs(r).detach(), atol=1e-5)
     assert not torch.allclose(policy.log_probs(r), plain.log_probs(r), atol=1e-4)  # the adapter is active
+
+
+def _lora_module(seed_adapter: int):
+    torch.manual_seed(seed_adapter)  # the adapter's random start (init_lora_weights=False: B is not zero)
+    policy = PreferencePolicy(
+        LexiconLM(seed=3), LexiconTokenizer(), max_new_tokens=4,
+        lora=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )  # fmt: skip
+    return _module(policy)
+
+
+def test_a_lora_checkpoint_holds_the_adapter_and_the_base_comes_from_its_source():
+    module = _lora_module(0)
+    state = module.state_dict()
+    policy_keys = sorted(k for k in state if k.startswith("policy."))
+    trainable = sorted(f"policy.{n}" for n, p in module.policy.named_parameters() if p.requires_grad)
+    assert policy_keys == trainable and all("lora_" in k for k in policy_keys)  # tied lm_head left out too
+    full = sum(t.numel() for t in module.policy.model.state_dict().values())
+    assert sum(state[k].numel() for k in policy_keys) < full / 20
+    # A module built again (its base from the same source, another adapter) loads it strictly.
+    other = _lora_module(1)
+    assert not all(torch.equal(state[k], other.state_dict()[k]) for k in policy_keys)
+    other.load_state_dict(state, strict=True)
+    expected = module.policy.model.state_dict()
+    for name, tensor in other.policy.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    # A checkpoint written before the base was left out (every entry present) still loads.
+    everything = {**state, **{f"policy.model.{k}": v for k, v in module.policy.model.state_dict().items()}}
+    _lora_module(2).load_state_dict(everything, strict=True)
