@@ -119,8 +119,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
         # source whenever the module is built, so checkpoints leave it out.
         self.reference_model: nn.Module | None = None
         leave_out_of_checkpoints(self, "reference_model.")
-        # Under a LoRA adapter the base weights are frozen and rebuilt from `policy.init_args.model` whenever the
-        # module is built, so checkpoints hold the adapter (a few MB) rather than the whole model.
+        # Under a LoRA adapter the base weights are frozen and rebuilt from
+        # `model.init_args.policy.init_args.model` whenever the module is built, so checkpoints hold the adapter
+        # (a few MB) rather than the whole model.
         if policy.uses_lora:
             entries = policy.model.state_dict(keep_vars=True).items()  # tied weights under each name
             frozen = [f"policy.model.{n}" for n, t in entries if not t.requires_grad]
