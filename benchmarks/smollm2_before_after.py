@@ -105,6 +105,8 @@ def main() -> None:
     parser.add_argument("--config", default="recipes/smollm2/weighted_grpo.yaml")
     parser.add_argument("--ckpt", help="the trained run's checkpoint (not needed with --base-only)")
     parser.add_argument("--base-only", action="store_true", help="run the base's evaluations only, then stop")
+    parser.add_argument("--base-model", help="evaluate this model folder as the base (default: the recipe's model, "
+                        "the checkpoint's starting point)")
     parser.add_argument("--out", default="benchmarks/out/smollm2")
     parser.add_argument("--prompts", type=int, default=3, help="evaluation prompts in the Table-2 view")
     parser.add_argument("--threads", type=int, default=1)
@@ -116,18 +118,21 @@ def main() -> None:
     ckpt = os.path.abspath(args.ckpt) if args.ckpt else None
     out = os.path.abspath(args.out)
     logs = {}
+    base_extra = [f"--model.init_args.policy.init_args.model={args.base_model}"] if args.base_model else []
     for side, path in (("base", None), ("trained", ckpt))[: 1 if args.base_only else 2]:
-        logs[side] = run("validate", config, os.path.join(out, f"{side}_sweep"), path, extra, args.threads)
+        extra_side = extra + (base_extra if side == "base" else [])
+        logs[side] = run("validate", config, os.path.join(out, f"{side}_sweep"), path, extra_side, args.threads)
         table2 = [f"--data.init_args.eval_weights={TABLE2_WEIGHTS}",
                   f"--data.init_args.num_eval_prompts={args.prompts}"]  # fmt: skip
         logs[side + "_predict"] = run("predict", config, os.path.join(out, f"{side}_predict"), path,
-                                      extra + table2, args.threads)  # fmt: skip
+                                      extra_side + table2, args.threads)  # fmt: skip
     if args.base_only:
         print(f"The base's evaluations are in {out}; run again with --ckpt for the comparison.")
         return
     names = list(json.loads(open(os.path.join(logs["base_predict"], "predictions.jsonl")).readline())["w"])
     report = "\n\n".join([
-        f"Mean greedy rewards on the evaluation prompts, the untrained base against `{args.ckpt}`:",
+        f"Mean greedy rewards on the evaluation prompts, the base (`{args.base_model or 'the recipe model'}`) "
+        f"against `{args.ckpt}`:",
         sweep_table(names, front(logs["base"]), front(logs["trained"])),
         "Greedy completions (Table-2 view):",
         predictions_table(logs["base_predict"], logs["trained_predict"]),

@@ -28,7 +28,10 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
-FETCH_COMMANDS = {"smollm2-135m-instruct": "python -m pareto_lightning.models.smollm2 --out {path}"}
+FETCH_COMMANDS = {
+    "smollm2-135m-instruct": "python -m pareto_lightning.models.smollm2 --out {path}",
+    "smollm2-135m-preference": "python -m pareto_lightning.models.preference_stage --out {path}",
+}
 """Folders a command of this package writes, by folder name: a missing one is reported with its command."""
 
 

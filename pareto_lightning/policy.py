@@ -288,18 +288,21 @@ class PreferencePolicy(nn.Module):
         )
 
     # ----------------------------------------------------------------------------------------------- log-probs
-    def log_probs(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
-        """Per-token log-probs ``[N, T]`` of the completion tokens, in one forward pass (of ``model``, e.g. a
-        frozen reference, when given)."""
+    def completion_logits(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
+        """Raw next-token logits ``[N, T, V]`` at the completion positions (of ``model`` when given), one forward."""
         model = self.model if model is None else model
         input_ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], 1)  # [N, P+T]
         attention = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_mask)], 1)  # [N, P+T]
         positions = position_ids(attention)  # [N, P+T] as generate() assigned them to left-padded rows
         t = rollout.completion_ids.shape[1]
-        logits = model(
+        return model(
             input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=t + 1
         ).logits[:, :-1]  # [N, T, V]: logits at position i predict token i + 1
-        return token_log_probs(logits, rollout.completion_ids, self.temperature)
+
+    def log_probs(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
+        """Per-token log-probs ``[N, T]`` of the completion tokens, in one forward pass (of ``model``, e.g. a
+        frozen reference, when given)."""
+        return token_log_probs(self.completion_logits(rollout, model), rollout.completion_ids, self.temperature)
 
     def save_pretrained(self, directory: str | os.PathLike, merge_lora: bool = True) -> None:
         """Write a normal Hugging Face model (and tokenizer) that ``AutoModelForCausalLM`` loads.

@@ -37,10 +37,25 @@ SMALL = [  # a short run: 2 prompts x 3 weights to evaluate, no logger
 ]  # fmt: skip
 
 
+STAGE = ["--samples", "1", "--weights-per-prompt", "1", "--epochs", "1", "--batch-size", "64",
+         "--train-batch-size", "32", "--recipe", str(REPO / "recipes" / "smollm2" / "weighted_meta.yaml")]
+"""The preference stage on the tiny model: one completion per prompt and instruction, one epoch."""
+
+
 @pytest.fixture(scope="module")
 def tiny_home(tmp_path_factory):
+    """The tiny model where the fetch command writes, and the preference stage's model where the recipes look."""
+    from pareto_lightning.models import preference_stage
+
     home = tmp_path_factory.mktemp("home")
     build_tiny_smollm2(home)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with mock.patch.dict(os.environ, {"HOME": str(home)}):
+            preference_stage.main(STAGE)
+    finally:
+        torch.set_num_threads(before)
     return home
 
 
@@ -129,7 +144,7 @@ def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, on
     policy = cli.model.policy.model
     lora_b = [p for n, p in policy.named_parameters() if "lora_B" in n]
     assert lora_b and any(bool(p.ne(0).any()) for p in lora_b)  # the adapter trained (LoRA B starts at zero)
-    saved = load_file(in_repo / ".cache" / "pareto_lightning" / "smollm2-135m-instruct" / "model.safetensors")
+    saved = load_file(in_repo / ".cache" / "pareto_lightning" / "smollm2-135m-preference" / "model.safetensors")
     base = policy.get_base_model().state_dict()
     for name, weight in saved.items():  # the base did not
         assert torch.equal(base[name.replace("weight", "base_layer.weight")] if name not in base else base[name],
@@ -156,6 +171,23 @@ def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, on
     assert list(csv.DictReader(open(again / "lightning_logs" / "version_0" / "frontier.csv"))) == rows
 
 
+def test_the_preference_stage_adapts_the_attention_of_the_base_and_keeps_the_rest(in_repo):
+    from safetensors.torch import load_file
+
+    cache = in_repo / ".cache" / "pareto_lightning"
+    base = load_file(cache / "smollm2-135m-instruct" / "model.safetensors")
+    staged = load_file(cache / "smollm2-135m-preference" / "model.safetensors")
+    assert set(staged) == set(base)
+    lora_targets = ("q_proj", "k_proj", "v_proj", "o_proj")  # the recipe's LoRA target modules
+    changed = {name for name in base if not torch.equal(base[name], staged[name])}
+    assert changed and all(any(t in name for t in lora_targets) for name in changed)
+    report = json.loads((cache / "smollm2-135m-preference" / "preference_stage.json").read_text())
+    assert len(report["losses"]) == 1 and report["losses"][0] > 0
+    assert set(report["pool_mean_rewards"]) == {*report["instructions"][:-1], "None"}
+    pool = json.loads(next((cache / "smollm2-135m-preference").glob("pool-*.json")).read_text())
+    assert len(pool) == 310 * 3  # every training prompt under both instructions and none, one sample each
+
+
 def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))  # no model there
     monkeypatch.chdir(REPO)
@@ -164,9 +196,17 @@ def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "`model.init_args.policy.init_args.model`: the policy model folder" in err
     assert (
-        "python -m pareto_lightning.models.smollm2 --out ~/.cache/pareto_lightning/smollm2-135m-instruct"
+        "python -m pareto_lightning.models.preference_stage --out ~/.cache/pareto_lightning/smollm2-135m-preference"
         in err
     )
+
+
+def test_the_preference_stage_without_its_base_names_the_flag_and_the_fetch_command(tmp_path, monkeypatch):
+    from pareto_lightning.models import preference_stage
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no model there
+    with pytest.raises(FileNotFoundError, match=r"`--base`: .*python -m pareto_lightning.models.smollm2 --out"):
+        preference_stage.main(STAGE)
 
 
 @pytest.mark.parametrize(
