@@ -26,7 +26,8 @@ this folder (adapter disabled), as a recipe's reference is its supervised model:
 
     python -m pareto_lightning.models.preference_stage --recipe recipes/smollm2/weighted_meta.yaml
 
-The maths (the selection) is :func:`best_of_pool`; the rest is orchestration.
+The maths is in :func:`best_of_pool` (the selection) and :func:`mixture_distillation_loss`; the rest is
+orchestration.
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from pareto_lightning.rollout import Rollout, completion_mask
+
+if TYPE_CHECKING:
+    from pareto_lightning.policy import PreferencePolicy
 
 DEFAULT_INSTRUCTIONS = (
     "Answer in very simple, short words, like talking to a small child.",
@@ -92,7 +97,11 @@ def instruction_prompt(prompt: str, instruction: str | None, tokenizer: object) 
 
 @torch.no_grad()
 def sample_pool(
-    policy, prompts: Sequence[str], instructions: Sequence[str | None], samples: int, batch_size: int = 32
+    policy: PreferencePolicy,
+    prompts: Sequence[str],
+    instructions: Sequence[str | None],
+    samples: int,
+    batch_size: int = 32,
 ) -> list[dict]:
     """``samples`` completions per prompt and instruction, with the policy's sampling settings.
 
@@ -160,7 +169,7 @@ def _padded(sequences: Sequence[list[int]], pad: int) -> tuple[Tensor, Tensor]:
 
 
 def distill(
-    policy,
+    policy: PreferencePolicy,
     examples: Sequence[tuple[str, Tensor, list[int]]],
     instructions: Sequence[str],
     epochs: int,
@@ -296,7 +305,8 @@ def run_stage(args: argparse.Namespace) -> dict:
     by_instruction = {str(instructions[j]): rewards.view(-1, len(instructions), args.samples, len(names))[:, j]
                       .mean((0, 1)).tolist() for j in range(len(instructions))}  # fmt: skip
     for text, mean in by_instruction.items():
-        print(f"pool mean rewards under {text!r}: " + ", ".join(f"{k}={v:.3f}" for k, v in zip(names, mean)))
+        values = ", ".join(f"{k}={v:.3f}" for k, v in zip(names, mean, strict=True))
+        print(f"pool mean rewards under {text!r}: {values}")
     losses = distill(policy, examples, args.instructions, args.epochs, args.train_batch_size,
                     args.learning_rate, g)
     policy.save_pretrained(args.out, merge_lora=True)
