@@ -1,6 +1,7 @@
 """``recipes/smollm2`` unchanged, with a tiny saved Llama where the fetch command puts SmolLM2-135M-Instruct.
 
-``HOME`` points at a temporary folder holding the tiny model at ``~/.cache/pareto_lightning/smollm2-135m-instruct``,
+``HOME`` points at a temporary folder holding the tiny model at ``~/.cache/pareto_lightning/smollm2-135m-instruct``
+and, written from it by the preference stage's own command, ``~/.cache/pareto_lightning/smollm2-135m-preference``,
 so the recipes' own model path, prompt files, LoRA and scorers are what runs (no network, seconds).
 """
 
