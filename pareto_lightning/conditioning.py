@@ -58,10 +58,27 @@ def conditioned_prompt(
         'say hi Preference weights: a=0.25, b=0.75.'
     """
     system = template.format(weights=format_preference(weights, names, decimals))
+    return chat_prompt(system, prompt, tokenizer, plain_template)
+
+
+def chat_prompt(
+    system: str | None, prompt: str, tokenizer: object, plain_template: str = DEFAULT_PLAIN_TEMPLATE
+) -> str:
+    """The prompt text for a system line and a user prompt: the one owner of the prompt layout.
+
+    With a chat template, ``system`` is a system message (None: no system message) and ``prompt`` a user
+    message, generation prompt appended; without one, ``plain_template`` places the two (None: the prompt alone).
+
+    Example:
+        >>> class NoChat: chat_template = None
+        >>> chat_prompt("Be brief.", "say hi", NoChat()), chat_prompt(None, "say hi", NoChat())
+        ('Be brief.\\nsay hi\\n', 'say hi\\n')
+    """
     if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return plain_template.format(preference=system, prompt=prompt)
+    return plain_template.format(preference=system, prompt=prompt) if system else f"{prompt}\n"
 
 
 def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str, Any], key: str) -> None:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from pareto_lightning.conditioning import chat_prompt
 from pareto_lightning.rollout import Rollout, completion_mask
 
 if TYPE_CHECKING:
@@ -81,18 +82,15 @@ def best_of_pool(rewards: Tensor, weights: Tensor, scalarize: Callable[[Tensor, 
 
 
 def instruction_prompt(prompt: str, instruction: str | None, tokenizer: object) -> str:
-    """The chat text of ``prompt`` under a style instruction (a system message; None: no system message).
+    """The chat text of ``prompt`` under a style instruction (a system message; None: no system message), in the
+    policy's layout (:func:`~pareto_lightning.conditioning.chat_prompt`).
 
     Example:
         >>> class Plain: chat_template = None
         >>> instruction_prompt("Explain rain.", "Be brief.", Plain())
         'Be brief.\\nExplain rain.\\n'
     """
-    if not getattr(tokenizer, "chat_template", None):
-        return f"{instruction}\n{prompt}\n" if instruction else f"{prompt}\n"
-    messages = [{"role": "system", "content": instruction}] if instruction else []
-    messages.append({"role": "user", "content": prompt})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return chat_prompt(instruction, prompt, tokenizer)
 
 
 @torch.no_grad()
@@ -107,6 +105,14 @@ def sample_pool(
 
     Returns one record per completion: ``{"prompt": i, "instruction": j, "ids": [...], "text": ...}`` (the ids stop
     after the first end of sequence).
+
+    Example:
+        >>> from pareto_lightning import PreferencePolicy
+        >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
+        >>> policy = PreferencePolicy(LexiconLM(seed=0), LexiconTokenizer(), max_new_tokens=3)
+        >>> pool = sample_pool(policy, ["write a note"], ["helpful", None], samples=2)
+        >>> [(r["prompt"], r["instruction"]) for r in pool], all(len(r["ids"]) <= 3 for r in pool)
+        ([(0, 0), (0, 0), (0, 1), (0, 1)], True)
     """
     tok, model = policy.tokenizer, policy.model
     jobs = [(i, j) for j in range(len(instructions)) for i in range(len(prompts))]
