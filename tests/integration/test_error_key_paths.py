@@ -61,6 +61,7 @@ def _quoted_paths():
                 if key is None:
                     continue
                 quoted = key.group(1) + quoted[len("{_KEY}") :]
+            quoted = re.sub(r"\[\d+\]", "[i]", quoted)  # a list entry's index: any index is typable
             if quoted.endswith(".") or quoted in RUNTIME or "{" in quoted:
                 continue
             if not quoted.startswith("trainer.") and ".init_args" not in quoted:

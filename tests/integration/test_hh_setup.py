@@ -207,7 +207,7 @@ def test_missing_reward_model_names_the_key(tmp_path, artifacts):
         *artifacts.overrides(WEIGHTED_META),
         f"--model.init_args.reward.init_args.functions={json.dumps(functions)}",
     ]
-    with pytest.raises((OSError, ValueError), match=r"functions\[i\]\.init_args\.name_or_path`: the reward model "
+    with pytest.raises((OSError, ValueError), match=r"functions\[1\]\.init_args\.name_or_path`: the reward model "
                        r"folder '.*no_such_reward_model' does not exist"):  # fmt: skip
         _cli(["--config", WEIGHTED_META, *args, *CPU])
 

@@ -231,20 +231,25 @@ def test_bad_eval_prompts_are_refused_before_training(prompt, message, in_repo, 
     assert not (tmp_path / "lightning_logs" / "version_0" / "checkpoints").exists()  # no step ran
 
 
+FUNCTIONS = "model.init_args.reward.init_args.functions"
+
+
 def _messages_of_every_scorer_error() -> list[str]:
+    """Every configuration error of the scorers, each built as entry ``k`` of a ``functions`` list (its ``key``)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from pareto_lightning.rewards import LLMJudge, VaderSentiment
 
+    vader, textstat, judge = (f"{FUNCTIONS}[{k}]" for k in range(3))
     attempts = [
-        lambda: VaderSentiment("joy"),
-        lambda: TextstatScore("no_such_formula", low=1, high=1, min_words=-1),
+        lambda: VaderSentiment("joy", key=vader),
+        lambda: TextstatScore("no_such_formula", low=1, high=1, min_words=-1, key=textstat),
         lambda: LLMJudge("/no/judge", question=" ", template="{prompt}", yes=[], output="x", batch_size=0,
-                         max_length=1),
-        lambda: LLMJudge("/no/judge", dtype="int8"),
-        lambda: LLMJudge("/no/judge"),
+                         max_length=1, key=judge),
+        lambda: LLMJudge("/no/judge", dtype="int8", key=judge),
+        lambda: LLMJudge("/no/judge", key=judge),
         lambda: LLMJudge(LlamaForCausalLM(LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8,
-                                                      num_hidden_layers=1, num_attention_heads=1))),
+                                                      num_hidden_layers=1, num_attention_heads=1)), key=judge),
     ]  # fmt: skip
     messages = []
     for attempt in attempts:
@@ -255,7 +260,7 @@ def _messages_of_every_scorer_error() -> list[str]:
 
 
 def test_the_scorer_error_keys_are_paths_a_user_types():
-    """Every key the scorers' errors name exists in a resolved config that uses those scorers."""
+    """Every key the scorers' errors name exists in a resolved config that lists those scorers in that order."""
     functions = [
         {"class_path": "pareto_lightning.rewards.VaderSentiment"},
         {"class_path": "pareto_lightning.rewards.TextstatScore"},
@@ -267,10 +272,23 @@ def test_the_scorer_error_keys_are_paths_a_user_types():
               "--model.init_args.policy.init_args.objective_names=[a, b, c]",
               f"--model.init_args.reward.init_args.functions={json.dumps(functions)}", "--print_config"])  # fmt: skip
     config = yaml.safe_load(out.getvalue())
-    prefix = "model.init_args.reward.init_args.functions[i].init_args"
-    typable = {f"{prefix}.{k}" for f in config["model"]["init_args"]["reward"]["init_args"]["functions"]
-               for k in f["init_args"]}  # fmt: skip
+    typable = {f"{FUNCTIONS}[{k}].init_args.{arg}"
+               for k, f in enumerate(config["model"]["init_args"]["reward"]["init_args"]["functions"])
+               for arg in f["init_args"]}  # fmt: skip
     quoted = {key for message in _messages_of_every_scorer_error()
               for key in re.findall(r"`(model\.init_args\.[^`]+)`", message)}  # fmt: skip
     assert len(quoted) >= 10, quoted
     assert quoted <= typable, quoted - typable
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_command_line_names_the_scorer_at_fault_by_its_index(in_repo, capsys, index):
+    """The recipe lists two TextstatScores; the one given a bad ``min_words`` is the one the error names."""
+    functions = [{"class_path": "pareto_lightning.rewards.TextstatScore", "init_args": {"metric": metric}}
+                 for metric in ("flesch_reading_ease", "gunning_fog")]  # fmt: skip
+    functions[index]["init_args"]["min_words"] = -2
+    with pytest.raises(SystemExit) as info, _argv():
+        main(["fit", "--config", RECIPES[0], *SMALL, f"--{FUNCTIONS}={json.dumps(functions)}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert f"`{FUNCTIONS}[{index}].init_args.min_words` must be >= 0; got -2" in err, err
