@@ -191,3 +191,28 @@ def test_main_ends_the_process_group_it_ran_under(tmp_path, monkeypatch):
         if dist.is_initialized():
             dist.destroy_process_group()
     cli.end_process_group()  # without a group: nothing to do, no error
+
+
+def test_each_reward_function_gets_its_own_key_unless_the_config_set_one():
+    from jsonargparse import Namespace
+
+    from pareto_lightning.cli import _set_function_keys
+
+    def spec(class_path, **init_args):
+        return Namespace(class_path=class_path, init_args=Namespace(**init_args))
+
+    functions = [
+        spec("pareto_lightning.rewards.TextstatScore", key="model.init_args.reward.init_args.functions[i]"),
+        spec("pareto_lightning.rewards.VaderSentiment", key="my.own.key"),
+        spec("pareto_lightning.tasks.LexiconLM"),  # no `key` argument: left alone
+        spec("pareto_lightning.rewards.LLMJudge"),  # `key` not filled in yet
+    ]
+    config = Namespace()
+    config["model.init_args.reward.init_args.functions"] = functions
+    _set_function_keys(config)
+    assert [f.init_args.get("key") for f in functions] == [
+        "model.init_args.reward.init_args.functions[0]",
+        "my.own.key",
+        None,
+        "model.init_args.reward.init_args.functions[3]",
+    ]
