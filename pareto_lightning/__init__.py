@@ -28,6 +28,7 @@ from pareto_lightning.rewards import (
 )
 from pareto_lightning.rollout import SweepBatch
 from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
+from pareto_lightning.sharding import end_process_group
 
 __version__ = "0.1.0"
 
@@ -67,6 +68,7 @@ __all__ = [
     "Tchebycheff",
     "VaderSentiment",
     "best_of_pool",
+    "end_process_group",
     "mixture_distillation_loss",
     "simplex_grid",
     "split_seen_unseen",

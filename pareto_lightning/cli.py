@@ -20,6 +20,7 @@ from pareto_lightning.checkpointing import check_checkpoint_path
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
 from pareto_lightning.quiet import silence_expected_messages
+from pareto_lightning.sharding import end_process_group
 
 
 class ParetoCLI(LightningCLI):
@@ -51,8 +52,7 @@ class ParetoCLI(LightningCLI):
             class_path = getattr(spec, "class_path", None)
             if class_path is None:
                 continue
-            module, _, name = class_path.rpartition(".")
-            cls = getattr(importlib.import_module(module), name)
+            cls = _class_of(class_path)
             if hasattr(cls, "check"):
                 init_args = spec.get("init_args")
                 kwargs = init_args.as_dict() if init_args is not None else {}
@@ -158,6 +158,12 @@ def _set_num_objectives(config) -> None:
         )
 
 
+def _class_of(class_path: str) -> Any:
+    """The class a config's ``class_path`` names."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def _set_function_keys(config: Any) -> None:
     """Give each reward function that takes a ``key`` its own config key, unless the config already set one."""
     from pareto_lightning.rewards.scorers import FUNCTION_KEY
@@ -167,8 +173,7 @@ def _set_function_keys(config: Any) -> None:
         class_path, init_args = getattr(spec, "class_path", None), getattr(spec, "init_args", None)
         if class_path is None or init_args is None or init_args.get("key", FUNCTION_KEY) != FUNCTION_KEY:
             continue
-        module, _, name = class_path.rpartition(".")
-        if "key" in inspect.signature(getattr(importlib.import_module(module), name)).parameters:
+        if "key" in inspect.signature(_class_of(class_path)).parameters:
             init_args["key"] = f"{prefix}[{k}]"
 
 
@@ -240,22 +245,6 @@ def short_errors() -> Iterator[None]:
             raise
         print(f"error: {mine}\n(set {TRACEBACK_ENV}=1 for the full traceback)", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def end_process_group() -> None:
-    """Destroy the default process group, if this process has one; call it once the last collective is done.
-
-    Lightning leaves the group alive after ``fit``. A gloo process that exits with its group alive can abort at
-    interpreter exit ("terminate called without an active exception", a non-zero exit code) while its worker
-    threads are torn down; the PyTorch documentation asks every process to call ``destroy_process_group`` near
-    the end of its program. In a single process it does nothing.
-
-    >>> end_process_group()  # no process group here: a no-op
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def main(args: list[str] | None = None) -> ParetoCLI:

@@ -1,4 +1,5 @@
-"""FSDP2 helpers: shard a Hugging Face causal LM per decoder layer, and unshard it once per rollout.
+"""FSDP2 helpers: shard a Hugging Face causal LM per decoder layer, unshard it once per rollout, and end the
+process group when a run is over.
 
 Lightning's ``ModelParallelStrategy`` calls ``LightningModule.configure_model`` with a device mesh; the algorithm
 modules then call :func:`shard_causal_lm` (with :func:`mixed_precision_policy` for ``precision="bf16-mixed"``).
@@ -125,3 +126,20 @@ def unsharded(model: nn.Module) -> Iterator[None]:
         for unit in units:
             unit.reshard()
             unit.set_reshard_after_forward(True)
+
+
+def end_process_group() -> None:
+    """Destroy the default process group, if this process has one; call it once the last collective is done.
+
+    Lightning leaves the group alive after ``fit``. A gloo process that exits with its group alive can abort at
+    interpreter exit ("terminate called without an active exception", a non-zero exit code) while its worker
+    threads are torn down; the PyTorch documentation asks every process to call ``destroy_process_group`` near
+    the end of its program. In a single process it does nothing.
+
+    >>> from pareto_lightning import end_process_group
+    >>> end_process_group()  # no process group here: a no-op
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

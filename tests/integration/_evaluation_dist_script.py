@@ -48,6 +48,6 @@ def main(devices: int, out: str) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]), sys.argv[2])
-    from pareto_lightning.cli import end_process_group
+    from pareto_lightning import end_process_group
 
     end_process_group()  # as `recipes/train.py` does: gloo can abort at exit with the group alive

@@ -109,8 +109,9 @@ def main(mode: str, artifacts: str, out: str) -> None:
     sys.path.insert(0, str(HERE))
     from hh_artifacts import HHArtifacts
 
+    from pareto_lightning import end_process_group
     from pareto_lightning.algorithms import PreferenceAlignmentModule
-    from pareto_lightning.cli import ParetoCLI, end_process_group
+    from pareto_lightning.cli import ParetoCLI
     from pareto_lightning.data import PreferencePromptDataModule
 
     out_dir = Path(out)

@@ -173,6 +173,6 @@ def main(mode: str, out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
-    from pareto_lightning.cli import end_process_group
+    from pareto_lightning import end_process_group
 
     end_process_group()  # as `recipes/train.py` does: gloo can abort at exit with the group alive

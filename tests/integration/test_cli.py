@@ -177,7 +177,7 @@ def test_main_ends_the_process_group_it_ran_under(tmp_path, monkeypatch):
     """A gloo process that exits with its group alive can abort at exit; ``main`` destroys the group once run."""
     import torch.distributed as dist
 
-    from pareto_lightning import cli
+    from pareto_lightning import cli, end_process_group
 
     ran_with_group = []
     monkeypatch.setattr(
@@ -190,7 +190,7 @@ def test_main_ends_the_process_group_it_ran_under(tmp_path, monkeypatch):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    cli.end_process_group()  # without a group: nothing to do, no error
+    end_process_group()  # without a group: nothing to do, no error
 
 
 def test_each_reward_function_gets_its_own_key_unless_the_config_set_one():
