@@ -66,12 +66,13 @@ def validate_preference(w: Any, num_objectives: int, key: str = "weights") -> Te
     return t
 
 
-def simplex_grid(num_objectives: int, divisions: int) -> Tensor:
+def simplex_grid(num_objectives: int, divisions: int, key: str = "divisions") -> Tensor:
     """Every weight vector with entries in ``{0, 1/divisions, ..., 1}`` that sums to one.
 
     For ``K = 2`` and ``divisions = 10`` this is the paper's training set
     ``(1, 0), (0.9, 0.1), ..., (0, 1)``; for ``K >= 3`` it is the Das-Dennis lattice with
     ``C(divisions + K - 1, K - 1)`` points. Rows are ordered with the first objective descending.
+    ``key`` names ``divisions`` in the error (the config key that set it).
 
     Example:
         >>> simplex_grid(2, 4)
@@ -82,11 +83,15 @@ def simplex_grid(num_objectives: int, divisions: int) -> Tensor:
                 [0.0000, 1.0000]], dtype=torch.float64)
         >>> simplex_grid(3, 2).shape
         torch.Size([6, 3])
+        >>> simplex_grid(2, 0, key="data.init_args.eval_lattice_divisions")
+        Traceback (most recent call last):
+        ...
+        ValueError: `data.init_args.eval_lattice_divisions` must be an integer >= 1; got 0.
     """
     if not isinstance(num_objectives, int) or num_objectives < 1:
         raise ValueError(f"`num_objectives` must be an integer >= 1; got {num_objectives!r}.")
     if not isinstance(divisions, int) or divisions < 1:
-        raise ValueError(f"`divisions` must be an integer >= 1; got {divisions!r}.")
+        raise ValueError(f"`{key}` must be an integer >= 1; got {divisions!r}.")
     rows = [
         c for c in itertools.product(range(divisions, -1, -1), repeat=num_objectives) if sum(c) == divisions
     ]
@@ -140,6 +145,7 @@ class DirichletPreferenceSampler:
         alpha: concentration, a float or a length-``K`` sequence, all ``> 0``.
         support: optional ``[M, K]`` finite support.
         seed: seed of the private generator.
+        key: the config key of ``alpha``, quoted in its error.
 
     Example:
         >>> sampler = DirichletPreferenceSampler(2, alpha=1.0, support=simplex_grid(2, 10), seed=0)
@@ -147,6 +153,10 @@ class DirichletPreferenceSampler:
         tensor([0.0909, 0.0909, 0.0909], dtype=torch.float64)
         >>> sampler.sample(3).shape
         torch.Size([3, 2])
+        >>> DirichletPreferenceSampler(2, alpha=[1.0, -1.0], key="data.init_args.alpha")
+        Traceback (most recent call last):
+        ...
+        ValueError: `data.init_args.alpha` must be a positive float or a sequence of 2 positive floats; got [1.0, -1.0].
     """
 
     def __init__(
@@ -155,6 +165,7 @@ class DirichletPreferenceSampler:
         alpha: float | Sequence[float] = 1.0,
         support: Tensor | None = None,
         seed: int = 0,
+        key: str = "alpha",
     ) -> None:
         if not isinstance(num_objectives, int) or num_objectives < 2:
             raise ValueError(f"`num_objectives` must be an integer >= 2; got {num_objectives!r}.")
@@ -163,7 +174,7 @@ class DirichletPreferenceSampler:
             alpha_t = alpha_t.expand(num_objectives).clone()
         if alpha_t.numel() != num_objectives or not torch.isfinite(alpha_t).all() or (alpha_t <= 0).any():
             raise ValueError(
-                f"`alpha` must be a positive float or a sequence of {num_objectives} positive floats; got {alpha!r}."
+                f"`{key}` must be a positive float or a sequence of {num_objectives} positive floats; got {alpha!r}."
             )
         self.num_objectives = num_objectives
         self.alpha = alpha_t

@@ -108,8 +108,13 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self.steps_per_preference, self.per_prompt_preferences = steps_per_preference, per_prompt_preferences
         self.num_eval_prompts, self.eval_batch_size = num_eval_prompts, eval_batch_size
         self.max_prompt_chars, self.seed = max_prompt_chars, seed
-        self.train_support = None if grid_divisions is None else simplex_grid(num_objectives, grid_divisions)
-        self.sampler = DirichletPreferenceSampler(num_objectives, alpha, self.train_support, seed=seed)
+        self.train_support = (
+            None if grid_divisions is None
+            else simplex_grid(num_objectives, grid_divisions, key="data.init_args.grid_divisions")
+        )  # fmt: skip
+        self.sampler = DirichletPreferenceSampler(
+            num_objectives, alpha, self.train_support, seed=seed, key="data.init_args.alpha"
+        )
         self.eval_weights = resolve_eval_weights(eval_weights, num_objectives, eval_lattice_divisions)
         support = self.train_support if self.train_support is not None else torch.zeros(0, num_objectives)
         self.eval_seen = split_seen_unseen(self.eval_weights, support)  # [M] bool

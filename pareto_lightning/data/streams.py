@@ -32,7 +32,7 @@ def resolve_eval_weights(
                 )
             return PAPER_EVAL_WEIGHTS.clone()
         if eval_weights == "lattice":
-            return simplex_grid(num_objectives, divisions)
+            return simplex_grid(num_objectives, divisions, key="data.init_args.eval_lattice_divisions")
         raise ValueError(
             f"`data.init_args.eval_weights` must be 'paper_table1', 'lattice' or a list; got {eval_weights!r}."
         )

@@ -214,6 +214,10 @@ def test_hf_prompts_check_reads_local_files(tmp_path, content, match):
         (dict(eval_weights="everything"), "eval_weights"),
         (dict(num_objectives=3), "paper_table1"),
         (dict(eval_weights=[[0.5, 0.6]]), "eval_weights"),
+        (dict(alpha=-1.0), r"`data\.init_args\.alpha` must be a positive float"),
+        (dict(alpha=[1.0, 1.0, 1.0]), r"`data\.init_args\.alpha` must be a positive float"),
+        (dict(eval_weights="lattice", eval_lattice_divisions=0),
+         r"`data\.init_args\.eval_lattice_divisions` must be an integer >= 1"),
     ],
 )
 def test_configuration_errors(kw, match):
