@@ -1,7 +1,12 @@
 """Rewards (paper section A.2): reward functions, a frozen Hugging Face reward model, offline scorers, normalizers."""
 
 from pareto_lightning.rewards import functional
-from pareto_lightning.rewards.base import MultiObjectiveReward, RewardFunction
+from pareto_lightning.rewards.base import (
+    DeclaresObjective,
+    MultiObjectiveReward,
+    RewardFunction,
+    declared_objective,
+)
 from pareto_lightning.rewards.hf_reward_model import DEFAULT_TEMPLATE, HFRewardModel
 from pareto_lightning.rewards.judge import DEFAULT_JUDGE_TEMPLATE, LLMJudge
 from pareto_lightning.rewards.normalizers import (
@@ -16,6 +21,7 @@ from pareto_lightning.rewards.scorers import MissingPackageError, TextstatScore,
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
     "DEFAULT_TEMPLATE",
+    "DeclaresObjective",
     "HFRewardModel",
     "IdentityNormalizer",
     "LLMJudge",
@@ -28,5 +34,6 @@ __all__ = [
     "TanhSquash",
     "TextstatScore",
     "VaderSentiment",
+    "declared_objective",
     "functional",
 ]

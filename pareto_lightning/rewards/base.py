@@ -40,6 +40,40 @@ class RewardFunction(Protocol):
     def __call__(self, prompts: list[str], completions: list[str]) -> Tensor: ...
 
 
+@runtime_checkable
+class DeclaresObjective(Protocol):
+    """A reward function that says which objective it scores: ``objective`` is its name, or None when unknown.
+
+    :class:`MultiObjectiveReward` refuses a function whose declared objective is not the name of its slot (the
+    objective whose weight ``w_k`` multiplies reward column ``k``): two functions swapped under the right names
+    would otherwise train on inverted preferences without a word. The built-in rewards declare it
+    (``LexiconReward``), and so do ``HFRewardModel``, ``LLMJudge`` and the scorers when configured with one.
+
+    Example:
+        >>> class Brevity:
+        ...     objective = "brevity"
+        ...     def __call__(self, prompts, completions):
+        ...         return torch.tensor([-float(len(c.split())) for c in completions])
+        >>> isinstance(Brevity(), DeclaresObjective), isinstance(lambda p, c: [0.0] * len(c), DeclaresObjective)
+        (True, False)
+    """
+
+    objective: str | None
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> Tensor: ...
+
+
+def declared_objective(fn: Any) -> str | None:
+    """The objective ``fn`` declares it scores (:class:`DeclaresObjective`), or None.
+
+    Example:
+        >>> from pareto_lightning.tasks import LexiconReward
+        >>> declared_objective(LexiconReward(1)), declared_objective(lambda p, c: [0.0] * len(c))
+        ('harmlessness', None)
+    """
+    return fn.objective if isinstance(fn, DeclaresObjective) else None
+
+
 def _describe(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
@@ -119,6 +153,8 @@ class MultiObjectiveReward(nn.Module):
             )
         self._names = names
         self._functions = functions  # call order; modules among them are also registered just below
+        if self._names_given:
+            self._check_declared(names, f"{_KEY}.names")
         self.reward_modules = nn.ModuleList([fn for fn in functions if isinstance(fn, nn.Module)])
         self.normalizer = normalizer
         if normalizer is not None:
@@ -160,7 +196,8 @@ class MultiObjectiveReward(nn.Module):
 
         The policy writes ``w`` into its prompt name by name; the scalarizer puts ``w_k`` on reward column ``k``.
         Names that differ, or the same names in another order, would train the policy on inverted preferences,
-        so they are refused. Rewards built without ``names`` take ``names`` here.
+        so they are refused. Rewards built without ``names`` take ``names`` here, after the objectives their
+        functions declare (:class:`DeclaresObjective`) are checked against them.
 
         Args:
             names: the policy's objective names, in the order it writes the weights.
@@ -177,6 +214,7 @@ class MultiObjectiveReward(nn.Module):
         names = [str(n) for n in names]
         self.check_num_objectives(len(names), key)
         if not self._names_given:
+            self._check_declared(names, key)
             self._names = names
             return
         if names != self._names:
@@ -187,6 +225,38 @@ class MultiObjectiveReward(nn.Module):
                 + (" (here the same names in another order would invert the preferences)" if same_set else "")
                 + "; reorder `functions` and `names`, or the policy's names."
             )
+
+    def _check_declared(self, names: Sequence[str], key: str) -> None:
+        """Refuse a function that declares another objective than the name of its slot (all of them at once).
+
+        Example:
+            >>> from pareto_lightning.tasks import LexiconReward
+            >>> MultiObjectiveReward([LexiconReward("harmlessness"), LexiconReward("helpfulness")],
+            ...                      names=["helpfulness", "harmlessness"])
+            Traceback (most recent call last):
+            ...
+            ValueError: reward functions score other objectives than their slots ...
+        """
+        declared = [declared_objective(fn) for fn in self._functions]
+        problems = [
+            f"`{_KEY}.functions[{k}]` ({_describe(fn)}) scores {d!r} but its slot is objective {k}, "
+            f"{name!r} (`{key}`)"
+            for k, (fn, d, name) in enumerate(zip(self._functions, declared, names, strict=True))
+            if d is not None and d != name
+        ]
+        if not problems:
+            return
+        swapped = sorted(d for d in declared if d is not None) == sorted(
+            n for n, d in zip(names, declared, strict=True) if d is not None
+        )
+        raise ValueError(
+            "reward functions score other objectives than their slots (reward k must score the objective "
+            "written as weight k"
+            + ("; here the same objectives in another order would invert the preferences" if swapped else "")
+            + "):\n  "
+            + "\n  ".join(problems)
+            + "\nreorder `functions`, or give each function the objective of its slot."
+        )
 
     def train(self, mode: bool = True) -> MultiObjectiveReward:
         """Set the normalizer's mode; reward functions always stay in eval mode (no dropout in a reward)."""

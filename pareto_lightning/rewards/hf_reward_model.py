@@ -70,6 +70,8 @@ class HFRewardModel(nn.Module):
         batch_size: texts scored per forward pass (does not change the scores).
         dtype: model dtype, a ``torch.dtype`` or its name (``"bfloat16"``); ``None`` keeps the loaded dtype.
         trust_remote_code: allow custom model code from the Hub (off unless you trust the repository).
+        objective: the objective this model scores (e.g. ``"helpfulness"``); given, it must be the name of its
+            slot in ``MultiObjectiveReward`` (a model put in another objective's slot is refused). None: unchecked.
         key: this reward model's config key, quoted in errors (the command line sets it to
             ``model.init_args.reward.init_args.functions[<k>]``).
 
@@ -99,10 +101,11 @@ class HFRewardModel(nn.Module):
         batch_size: int = 16,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        objective: str | None = None,
         key: str = FUNCTION_KEY,
     ) -> None:
         super().__init__()
-        self.key = key
+        self.key, self.objective = key, objective
         if max_length < 1:
             raise ValueError(f"`max_length` must be >= 1 ({key}.init_args.max_length); got {max_length}.")
         if batch_size < 1:

@@ -53,6 +53,8 @@ class LLMJudge(nn.Module):
         max_length: longest text in judge tokens.
         dtype: the judge's dtype, a ``torch.dtype`` or its name; None keeps the loaded dtype.
         trust_remote_code: allow custom model code from the Hub (off unless you trust the repository).
+        objective: the objective this judge scores (e.g. ``"helpfulness"``); given, it must be the name of its
+            slot in ``MultiObjectiveReward``. None: unchecked.
         key: this judge's config key, quoted in errors (the command line sets it to
             ``model.init_args.reward.init_args.functions[<k>]``).
 
@@ -84,10 +86,11 @@ class LLMJudge(nn.Module):
         max_length: int = 512,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        objective: str | None = None,
         key: str = FUNCTION_KEY,
     ) -> None:
         super().__init__()
-        self.key = key
+        self.key, self.objective = key, objective
         checks = [
             (bool(question.strip()), "question", "must be a non-empty question"),
             (_fields(template) == {"prompt", "completion", "question"}, "template",

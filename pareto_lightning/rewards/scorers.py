@@ -94,6 +94,8 @@ class VaderSentiment:
 
     Args:
         score: which VADER score to return.
+        objective: the objective it scores (e.g. ``"positivity"``); given, it must be the name of its slot in
+            ``MultiObjectiveReward``. None: unchecked.
         key: this scorer's config key, quoted in errors (the command line sets it to
             ``model.init_args.reward.init_args.functions[<k>]``).
 
@@ -106,14 +108,17 @@ class VaderSentiment:
     """
 
     def __init__(
-        self, score: Literal["compound", "pos", "neu", "neg"] = "compound", key: str = FUNCTION_KEY
+        self,
+        score: Literal["compound", "pos", "neu", "neg"] = "compound",
+        objective: str | None = None,
+        key: str = FUNCTION_KEY,
     ) -> None:
         choices = ("compound", "pos", "neu", "neg")
         raise_problems(
             "VaderSentiment", [(score in choices, "score", f"must be one of {choices}; got {score!r}")], key
         )
         vader = require("vaderSentiment.vaderSentiment", "vaderSentiment", "VaderSentiment", key)
-        self.score = score
+        self.score, self.objective = score, objective
         self._analyzer = vader.SentimentIntensityAnalyzer()
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
@@ -140,6 +145,8 @@ class TextstatScore:
         high: metric value that maps to 1 (``high != low``).
         min_words: completions with fewer words score 0.
         language: ``textstat``'s language (syllable counts, easy-word lists), set before each call.
+        objective: the objective it scores (e.g. ``"simplicity"``); given, it must be the name of its slot in
+            ``MultiObjectiveReward``. None: unchecked.
         key: this scorer's config key, quoted in errors (the command line sets it to
             ``model.init_args.reward.init_args.functions[<k>]``).
 
@@ -159,6 +166,7 @@ class TextstatScore:
         high: float = 100.0,
         min_words: int = 1,
         language: str = "en_US",
+        objective: str | None = None,
         key: str = FUNCTION_KEY,
     ) -> None:
         textstat = require("textstat", "textstat<=0.7.8", "TextstatScore", key)
@@ -172,7 +180,7 @@ class TextstatScore:
             (min_words >= 0, "min_words", f"must be >= 0; got {min_words}"),
         ], key)  # fmt: skip
         self.metric, self.low, self.high, self.min_words = metric, float(low), float(high), min_words
-        self.language = language
+        self.language, self.objective = language, objective
 
     def __call__(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
         """``[N]`` scores in ``[0, 1]``, one per completion."""

@@ -210,7 +210,9 @@ class LexiconReward:
     are read, so a longer completion (``max_new_tokens`` above ``L``) cannot reach beyond the exact front.
 
     Args:
-        objective: ``"helpfulness"``, ``"harmlessness"``, ``"honesty"`` or their index ``0..2``.
+        objective: ``"helpfulness"``, ``"harmlessness"``, ``"honesty"`` or their index ``0..2``; the name is
+            kept as ``objective`` (the :class:`~pareto_lightning.rewards.DeclaresObjective` contract), so a reward
+            placed in another objective's slot is refused.
         completion_words: ``L``, the completion length the count is divided by.
         kappa: exponent; ``kappa > 1`` makes the front non-convex.
 
@@ -226,6 +228,7 @@ class LexiconReward:
             raise ValueError("invalid LexiconReward:\n  " + "\n  ".join(problems))
         self.index = resolve_objective(objective)
         self.name = OBJECTIVE_NAMES[self.index]
+        self.objective: str | None = self.name  # the objective it scores, checked against its slot
         self.words = frozenset(LEXICONS[self.name])
         self.completion_words, self.kappa = completion_words, float(kappa)
 

@@ -138,6 +138,7 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
     rewards = module.reward._functions
     assert [type(r) for r in rewards] == [HFRewardModel, HFRewardModel]
     assert [r.name_or_path for r in rewards] == [str(artifacts.helpful_rm), str(artifacts.harmless_rm)]
+    assert [r.objective for r in rewards] == ["helpfulness", "harmlessness"]  # each checked against its slot
     assert all(r.template == DEFAULT_TEMPLATE for r in rewards)
     assert module.reward.names == ["helpfulness", "harmlessness"]
     assert isinstance(module.reward.normalizer, MaxScaler)

@@ -269,3 +269,13 @@ def test_missing_local_reward_model_folder_is_named():
         FileNotFoundError, match=r"name_or_path`: the reward model folder '/no/such/rm' does not"
     ):
         HFRewardModel("/no/such/rm")
+
+
+def test_a_configured_objective_is_declared_and_checked_against_its_slot(saved):
+    from pareto_lightning.rewards import MultiObjectiveReward, declared_objective
+
+    path, _ = saved
+    helpful = HFRewardModel(str(path), objective="helpfulness")
+    assert declared_objective(helpful) == "helpfulness" and declared_objective(HFRewardModel(str(path))) is None
+    with pytest.raises(ValueError, match=r"scores 'helpfulness' but its slot is objective 1, 'harmlessness'"):
+        MultiObjectiveReward([HFRewardModel(str(path)), helpful], names=["helpfulness", "harmlessness"])

@@ -146,3 +146,9 @@ def test_the_judge_loads_from_a_folder(tmp_path):
 def test_prompts_and_completions_must_pair_up():
     with pytest.raises(ValueError, match="LLMJudge got 2 prompts but 1 completions"):
         _judge()(["a", "b"], ["c"])
+
+
+def test_a_configured_objective_is_declared_and_checked_against_its_slot():
+    judge = _judge(objective="helpfulness")
+    with pytest.raises(ValueError, match=r"LLMJudge\) scores 'helpfulness' but its slot is objective 0, 'detail'"):
+        MultiObjectiveReward([judge, _judge()], names=["detail", "helpfulness"])

@@ -235,3 +235,43 @@ def test_module_refuses_swapped_reward_names():
     reward = MultiObjectiveReward([LexiconReward(1), LexiconReward(0)], names=["harmlessness", "helpfulness"])
     with pytest.raises(ValueError, match=r"in the same order"):
         GRPOModule(policy, reward, SmoothTchebycheff(), num_generations=2)
+
+
+def test_functions_declaring_other_objectives_than_their_slots_are_refused():
+    from pareto_lightning.tasks import LexiconReward
+
+    swapped = [LexiconReward("harmlessness"), LexiconReward("helpfulness")]
+    with pytest.raises(ValueError, match=r"(?s)same objectives in another order.*functions\[0\]` \(LexiconReward\) "
+                                         r"scores 'harmlessness' but its slot is objective 0, 'helpfulness'"):
+        MultiObjectiveReward(swapped, names=["helpfulness", "harmlessness"])
+    unnamed = MultiObjectiveReward(swapped)  # checked when the policy's names arrive
+    NAMES_KEY = "model.init_args.policy.init_args.objective_names"
+    with pytest.raises(ValueError, match=r"functions\[1\]` \(LexiconReward\) scores 'helpfulness'.*"
+                                         r"`model.init_args.policy.init_args.objective_names`"):
+        unnamed.match_objectives(["helpfulness", "harmlessness"], key=NAMES_KEY)
+
+
+def test_declared_objectives_in_their_slots_and_undeclared_functions_pass():
+    from pareto_lightning.rewards import DeclaresObjective, declared_objective
+    from pareto_lightning.tasks import LexiconReward
+
+    reward = MultiObjectiveReward([LexiconReward(0), num_words], names=["helpfulness", "length"])
+    reward.match_objectives(["helpfulness", "length"], key="k")
+    assert isinstance(LexiconReward(1), DeclaresObjective) and not isinstance(num_words, DeclaresObjective)
+    assert [declared_objective(f) for f in (LexiconReward(2), num_words)] == ["honesty", None]
+
+
+def test_the_issue_command_with_swapped_rewards_is_refused(tmp_path, capsys):
+    import os
+
+    from pareto_lightning.cli import main
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    functions = ('[{"class_path":"pareto_lightning.tasks.LexiconReward","init_args":{"objective":"harmlessness"}},'
+                 '{"class_path":"pareto_lightning.tasks.LexiconReward","init_args":{"objective":"helpfulness"}}]')
+    with pytest.raises(SystemExit):
+        main(["validate", "--config", os.path.join(root, "recipes", "weighted_grpo.yaml"),
+              "--model.init_args.policy.init_args.model.init_args.steps=1", f"--trainer.default_root_dir={tmp_path}",
+              f"--model.init_args.reward.init_args.functions={functions}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "`model.init_args.reward.init_args.functions[0]` (LexiconReward) scores 'harmlessness'" in err

@@ -124,6 +124,14 @@ def test_scorers_configure_a_multi_objective_reward():
     assert raw[0, 0] > raw[1, 0] and raw[0, 1] > raw[1, 1]
 
 
+def test_scorers_configured_with_an_objective_must_sit_in_its_slot():
+    functions = [VaderSentiment(objective="positivity"), TextstatScore(objective="simplicity")]
+    with pytest.raises(ValueError, match=r"(?s)another order.*\(VaderSentiment\) scores 'positivity'.*"
+                                         r"\(TextstatScore\) scores 'simplicity'"):
+        MultiObjectiveReward(functions, names=["simplicity", "positivity"])
+    MultiObjectiveReward(functions, names=["positivity", "simplicity"])
+
+
 # -------------------------------------------------------------------------------------------- missing packages
 @pytest.mark.parametrize(
     ("build", "modules", "pip"),
