@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Collection, Mapping
 from functools import partial
 from typing import Any
@@ -100,12 +101,26 @@ def resume_problems(saved: Mapping[str, Any] | None, current: Mapping[str, Any])
 
 
 _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; a legacy pickle
+_DISTRIBUTED_METADATA = ".metadata"  # what torch.distributed.checkpoint writes into a checkpoint folder
+_WHERE = "the runs' checkpoints are in lightning_logs/version_<n>/checkpoints/"
+
+
+def _checkpoints_under(folder: str, limit: int = 3) -> list[str]:
+    found = []
+    for root, _, files in sorted(os.walk(folder)):
+        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(".ckpt")]
+        if len(found) >= limit:
+            break
+    return found[:limit]
 
 
 def check_checkpoint_path(path: str | None) -> None:
     """Refuse a ``--ckpt_path`` that is missing or is not a checkpoint, before any model is built or loaded.
 
-    Lightning's aliases (``last``, ``best``, ...) and folders (distributed checkpoints) are left to Lightning.
+    Accepted: Lightning's aliases (``last``, ``best``, ...); a file that ``torch.save`` wrote (a zip archive is
+    checked whole: a truncated or corrupt one, which lacks its closing directory, is refused); a distributed
+    checkpoint folder (it holds a ``.metadata`` file). Another folder, such as a run's log folder, is refused
+    with the checkpoints found inside it.
 
     Example:
         >>> import tempfile
@@ -114,9 +129,23 @@ def check_checkpoint_path(path: str | None) -> None:
         Traceback (most recent call last):
         ...
         ValueError: `--ckpt_path` .../tmp....txt is not a checkpoint ...
+        >>> check_checkpoint_path(tempfile.mkdtemp())
+        Traceback (most recent call last):
+        ...
+        ValueError: `--ckpt_path` /tmp/... is a folder, not a checkpoint ...
     """
-    if path is None or str(path) in ("last", "best", "hpc", "registry") or os.path.isdir(path):
+    if path is None or str(path) in ("last", "best", "hpc", "registry"):
         return
+    path = str(path)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, _DISTRIBUTED_METADATA)):
+            return
+        inside = _checkpoints_under(path)
+        raise ValueError(
+            f"`--ckpt_path` {path} is a folder, not a checkpoint (nor a distributed checkpoint folder, which holds "
+            f"a {_DISTRIBUTED_METADATA} file); "
+            + (f"pass a .ckpt file, e.g. {', '.join(inside)}." if inside else f"{_WHERE}.")
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"`--ckpt_path` {path} does not exist.")
     with open(path, "rb") as fh:
@@ -124,5 +153,14 @@ def check_checkpoint_path(path: str | None) -> None:
     if not head.startswith(_CHECKPOINT_MAGIC):
         raise ValueError(
             f"`--ckpt_path` {path} is not a checkpoint (a .ckpt file that Lightning or torch.save wrote, or a "
-            "distributed checkpoint folder); the runs' checkpoints are in lightning_logs/version_<n>/checkpoints/."
+            f"distributed checkpoint folder); {_WHERE}."
         )
+    if head.startswith(_CHECKPOINT_MAGIC[0]):
+        try:  # reads only the archive's closing directory, which a truncated file has lost
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ValueError(
+                f"`--ckpt_path` {path} is a truncated or corrupt checkpoint ({error}); it was probably cut off "
+                f"while being written or copied: pass another one (e.g. last.ckpt or an earlier save); {_WHERE}."
+            ) from None

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from pareto_lightning.algorithms import PreferenceAlignmentModule
 from pareto_lightning.callbacks import ParetoEvaluation
 from pareto_lightning.checkpointing import check_checkpoint_path
+from pareto_lightning.config_errors import check_writable_folder, short_parser_message
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
 from pareto_lightning.quiet import silence_expected_messages
@@ -32,8 +33,14 @@ class ParetoCLI(LightningCLI):
     keys). The meta-learning task length is set once, as ``MetaLoop.inner_steps``: the callback sets the data module's
     ``steps_per_preference`` (left null) when fitting starts, and refuses an explicit value that differs. Prompt
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
-    before the models load.
+    before the models load, and so is the run folder (``trainer.default_root_dir``): it must be writable. A value
+    the parser refuses is reported as its key and the reasons (:func:`short_parser_message`).
     """
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        if self.parser_class is LightningArgumentParser:
+            self.parser_class = _ShortErrorParser
+        return super().init_parser(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI reads the checkpoint's hyperparameters here, right after parsing: check the file first.
@@ -44,6 +51,8 @@ class ParetoCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.get("trainer.default_root_dir")
+        check_writable_folder(root or os.getcwd(), "trainer.default_root_dir")
         _set_num_objectives(config)
         _set_function_keys(config)
         # A wrong dataset name or path fails here, in seconds, before the policy and reward models load.
@@ -131,6 +140,23 @@ class ParetoCLI(LightningCLI):
             f"Results in {log_dir}: {', '.join(files) or 'TensorBoard logs'}; "
             f"view with `tensorboard --logdir {os.path.dirname(log_dir)}`."
         )
+
+
+class _ShortErrorParser(LightningArgumentParser):
+    """Reports a refused value as one message: this package's own error, or the key and the parser's reasons."""
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error or os.environ.get(TRACEBACK_ENV) == "1":
+            return super().error(message, ex)
+        mine = own_error(ex) if ex is not None else None
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        print(
+            f"error: {mine if mine is not None else short_parser_message(message)}\n(`{prog} --help` lists the "
+            f"accepted values; set {TRACEBACK_ENV}=1 for the parser's full message)",
+            file=sys.stderr,
+        )
+        self.exit(2)
 
 
 _RESULT_FILES = ("summary.json", "frontier.csv", "pareto_front.png", "samples.jsonl", "predictions.jsonl",

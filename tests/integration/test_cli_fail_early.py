@@ -157,3 +157,55 @@ def test_train_prompt_too_long_is_refused_before_training(tmp_path, capsys):
         and "'write a short note about the" in err
     )
     assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err  # not one step trained
+
+
+def _truncated_checkpoint(folder):
+    import torch
+
+    path = folder / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "global_step": 8}, path)
+    path.write_bytes(path.read_bytes()[:-300])  # cut off while being copied
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda d: (d / "lightning_logs").mkdir() or d, r"is a folder, not a checkpoint"),
+        (_truncated_checkpoint, r"last.ckpt is a truncated or corrupt checkpoint"),
+    ],
+    ids=["run folder", "truncated"],
+)
+def test_a_folder_or_a_truncated_checkpoint_is_one_message(tmp_path, capsys, make, match):
+    path = make(tmp_path)
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, f"--ckpt_path={path}", "--model.init_args.policy.init_args.model=/no/such")
+    err = capsys.readouterr().err
+    assert re.search(r"`--ckpt_path` .*" + match, err) and "Traceback" not in err, err
+
+
+def test_an_unwritable_root_dir_is_one_message(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, f"--trainer.default_root_dir={tmp_path / 'afile' / 'runs'}")
+    err = capsys.readouterr().err
+    assert "`trainer.default_root_dir`=" in err and "is not a folder this run can write to" in err, err
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "reason"),
+    [
+        ('--data.init_args.eval_weights=[["a", 1]]', "data.init_args.eval_weights", "Got value: a"),
+        ('--model.init_args.reward.init_args.functions=[{"class_path": "pareto_lightning.tasks.LexiconRewrd", '
+         '"init_args": {"objective": "helpfulness"}}]', "model.init_args.reward.init_args.functions",
+         "has no attribute 'LexiconRewrd'"),  # fmt: skip
+    ],
+    ids=["string in eval_weights", "misspelt class_path"],
+)
+def test_a_value_the_parser_refuses_is_one_short_message(tmp_path, capsys, override, key, reason):
+    with pytest.raises(SystemExit) as info:
+        _cli(tmp_path, override)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert info.value.code == 2 and len(lines) == 2, err
+    assert lines[0].startswith(f"error: `{key}`") and reason in lines[0], err
