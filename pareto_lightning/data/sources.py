@@ -15,6 +15,31 @@ class PromptSource(Protocol):
 
 
 _FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+_TEXT_FORMATS = (".json", ".jsonl", ".csv")
+
+
+def check_utf8(path: str, key: str) -> None:
+    """Refuse a local text file that is not UTF-8, naming the first bad byte's line (JSON and CSV are read as UTF-8).
+
+    Example:
+        >>> import tempfile
+        >>> f = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
+        >>> _ = f.write(b'{"prompt": "caf\\xe9"}'); f.close()
+        >>> check_utf8(f.name, key="data.init_args.eval_prompts.init_args.data_files")
+        Traceback (most recent call last):
+        ...
+        ValueError: `data.init_args.eval_prompts.init_args.data_files`: ... is not UTF-8 text (byte 0xe9 on line 1); ...
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"`{key}`: {path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); re-encode it as "
+            "UTF-8 (for example `iconv -f latin1 -t utf-8 old.jsonl > new.jsonl`)."
+        ) from None
 
 
 class HFPrompts:
@@ -101,6 +126,9 @@ class HFPrompts:
         import datasets
 
         builder = self._builder()
+        for path in self.data_files or []:
+            if path.lower().endswith(_TEXT_FORMATS) and os.path.isfile(path):
+                check_utf8(path, f"{self.key}.init_args.data_files")
         try:
             ds = datasets.load_dataset(builder, self.name, split=self.split, data_files=self.data_files)
         except StopIteration as err:  # what `datasets` raises, bare, for a local file with no rows
@@ -112,12 +140,17 @@ class HFPrompts:
                 f"`{self.key}.init_args.prompt_column`={self.prompt_column!r} is not a column of "
                 f"{self.path or self.data_files}; columns: {ds.column_names}."
             )
-        column = (
-            ds[self.prompt_column]
-            if self.limit is None
-            else ds.select(range(min(self.limit, len(ds))))[self.prompt_column]
-        )
-        prompts = [str(p) for p in column]
+        try:
+            column = (
+                ds[self.prompt_column]
+                if self.limit is None
+                else ds.select(range(min(self.limit, len(ds))))[self.prompt_column]
+            )
+            prompts = [str(p) for p in column]  # read here, lazily
+        except UnicodeDecodeError as err:  # a file inside a local folder
+            raise ValueError(
+                f"`{self.key}` holds text that is not UTF-8 ({err}); re-encode its files as UTF-8."
+            ) from None
         if not prompts:
             raise ValueError(f"`{self.key}` yielded no prompts (split {self.split!r} is empty).")
         bad = [i for i, p in enumerate(prompts) if not p.strip()]

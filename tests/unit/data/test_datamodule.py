@@ -263,3 +263,13 @@ def test_meta_tasks_hold_one_preference_on_the_batches_the_module_sees():
         assert all(torch.equal(b, task[0]) for b in task)
     firsts = [t[0][0].tolist() for t in tasks]
     assert sum(a != b for a, b in zip(firsts, firsts[1:], strict=False)) >= 7
+
+
+def test_a_prompt_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"prompt": "a note"}\n{"prompt": "caf\xe9 note"}\n')
+    key = r"`data.init_args.train_prompts.init_args.data_files`: .*latin1.jsonl is not UTF-8 text \(byte 0xe9 on line 2"
+    with pytest.raises(ValueError, match=key):
+        HFPrompts(data_files=str(path)).check()
+    with pytest.raises(ValueError, match=r"`data.init_args.train_prompts` holds text that is not UTF-8"):
+        HFPrompts(str(tmp_path)).load()  # a folder of files: found when the column is read
