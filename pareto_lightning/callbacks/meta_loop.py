@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
+from pareto_lightning.callbacks.meta_schedule import check_schedule
 from pareto_lightning.callbacks.parallel_tasks import (
     average_gradients_within,
     release_groups,
@@ -68,7 +69,8 @@ class MetaLoop(Callback):
     Logged: ``meta/task_utility`` (mean of the ``"utility"`` that ``training_step`` returns over the task's
     steps), and at each meta step ``meta/lr`` (:math:`\epsilon_t`), ``meta/step_norm``, ``meta/iteration``.
     Validation sees the current weights: run it at multiples of a meta-iteration to evaluate the
-    meta-parameters (``trainer.max_steps`` must be such a multiple). Override :meth:`meta_lr_at` for another
+    meta-parameters (``trainer.max_steps`` and an integer ``trainer.val_check_interval`` must be such multiples;
+    ``fast_dev_run``, a smoke test, may end inside one). Override :meth:`meta_lr_at` for another
     schedule.
 
     In a config: the ``trainer.callbacks`` entry of ``recipes/weighted_meta.yaml``.
@@ -78,7 +80,10 @@ class MetaLoop(Callback):
         tasks_per_meta_step: preferences per meta-iteration (``B``).
         meta_lr: outer step size :math:`\epsilon` (> 0).
         meta_lr_schedule: ``"linear"`` decays it to 0 at ``T``; ``"constant"`` keeps it.
-        total_meta_steps: ``T``; None derives ``trainer.max_steps // (inner_steps * tasks_per_meta_step)``.
+        total_meta_steps: ``T``; None derives ``trainer.max_steps // (inner_steps * tasks_per_meta_step)``,
+            also when a run is resumed with another ``max_steps`` (its remaining meta-iterations then get the
+            step sizes of a run planned for that length). A linear ``T`` below the meta-iterations that
+            ``max_steps`` runs is refused (those beyond ``T`` would learn nothing).
         reset_optimizer_state: clear the optimizer state at the start of every task.
         outer_momentum: momentum ``m`` in ``[0, 1)`` of the meta step (0: plain Reptile).
         outer_nesterov: Nesterov form of the momentum step (needs ``outer_momentum > 0``).
@@ -228,26 +233,11 @@ class MetaLoop(Callback):
                 )
             dm.steps_per_preference = self.inner_steps
         per_iteration = self.inner_steps * (1 if self.parallel_tasks else self.tasks_per_meta_step)
-        derived = trainer.max_steps // per_iteration if trainer.max_steps > 0 else 0
         if self.parallel_tasks:
             self._group_size = split_into_task_groups(trainer, dm, self.tasks_per_meta_step)
+        derived = check_schedule(trainer, per_iteration, self.total_meta_steps, self.meta_lr_schedule)
         if self.total_meta_steps is None:
-            if derived < 1 and self.meta_lr_schedule == "linear":
-                raise ValueError(
-                    f"the linear meta_lr schedule needs T: `{_KEY}.total_meta_steps` is null and "
-                    f"`trainer.max_steps`={trainer.max_steps} does not cover one meta-iteration of "
-                    f"{per_iteration} optimizer steps; set `{_KEY}.total_meta_steps` or a larger "
-                    "`trainer.max_steps`."
-                )
-            self._total = derived if derived >= 1 else None
-        if trainer.max_steps > 0 and trainer.max_steps % per_iteration:
-            lower = trainer.max_steps - trainer.max_steps % per_iteration
-            raise ValueError(
-                f"`trainer.max_steps`={trainer.max_steps} is not a multiple of `inner_steps * "
-                f"tasks_per_meta_step` = {per_iteration} (the MetaLoop in trainer.callbacks): the run would end "
-                "inside a meta-iteration, on weights adapted to one preference instead of the meta-parameters; "
-                f"use {lower or per_iteration}" + (f" or {lower + per_iteration}." if lower else ".")
-            )
+            self._total = derived
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.parallel_tasks:  # the DDP wrapper exists from here on
@@ -359,19 +349,23 @@ class MetaLoop(Callback):
                 f"tasks_per_meta_step={saved[1]}; resume with the same `{_KEY}.inner_steps` and "
                 f"`{_KEY}.tasks_per_meta_step`."
             )
-        total = state_dict["total_meta_steps"]
+        total, iteration = state_dict["total_meta_steps"], int(state_dict["iteration"])
         if self.total_meta_steps is not None and total != self.total_meta_steps:
             rank_zero_warn(
                 f"`{_KEY}.total_meta_steps`={self.total_meta_steps} replaces the checkpoint's T={total}."
             )
-        else:  # the resumed run continues its schedule; an explicit total_meta_steps can extend it
-            if self._total is not None and total != self._total:
-                rank_zero_warn(
-                    f"keeping the checkpoint's T={total} meta-iterations (`trainer.max_steps` now gives "
-                    f"{self._total}); set `{_KEY}.total_meta_steps` to change it."
-                )
+        elif self._total is None:  # not derived (loaded outside `fit`): the checkpoint's schedule
             self._total = total
-        self._iteration, self._tasks_done = int(state_dict["iteration"]), int(state_dict["tasks_done"])
+        elif total != self._total and self.meta_lr_schedule == "linear":
+            # T follows trainer.max_steps: a run extended (or shortened) on resume gives its remaining
+            # meta-iterations the step sizes a run planned with that max_steps gives them. Keeping the old T would
+            # make meta_lr 0 for every meta-iteration beyond it, so an extension would learn nothing.
+            rank_zero_warn(
+                f"the linear meta_lr schedule follows `trainer.max_steps`: T={self._total} meta-iterations (the "
+                f"checkpoint's run had T={total}), so meta-iterations {iteration} to {self._total - 1} get "
+                f"meta_lr * (1 - t / {self._total}); set `{_KEY}.total_meta_steps` to fix T instead."
+            )
+        self._iteration, self._tasks_done = iteration, int(state_dict["tasks_done"])
         self._last_step = int(state_dict["last_step"])
         self._last_reset_step = int(state_dict["last_reset_step"])
         self._anchor, self._delta_sum = (

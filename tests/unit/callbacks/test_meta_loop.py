@@ -437,11 +437,14 @@ def test_resume_with_other_parameters_is_refused(tmp_path):
 
 
 def test_resume_schedule_length():
-    kept = MetaLoop(inner_steps=2)
-    kept._total = 5  # as derived from a changed trainer.max_steps
-    with pytest.warns(UserWarning, match=r"keeping the checkpoint's T=3 meta-iterations"):
-        kept.load_state_dict(_mid_iteration_state())
-    assert kept.meta_lr_at(1) == pytest.approx(1.0)
+    follows = MetaLoop(inner_steps=2)
+    follows._total = 5  # as derived from a changed trainer.max_steps
+    with pytest.warns(UserWarning, match=r"follows `trainer.max_steps`: T=5 .*checkpoint's run had T=3"):
+        follows.load_state_dict(_mid_iteration_state())
+    assert follows.meta_lr_at(1) == pytest.approx(1.2)
+    outside_fit = MetaLoop(inner_steps=2)  # nothing derived: the checkpoint's T
+    outside_fit.load_state_dict(_mid_iteration_state())
+    assert outside_fit.meta_lr_at(1) == pytest.approx(1.0)
     explicit = MetaLoop(inner_steps=2, total_meta_steps=6)
     with pytest.warns(
         UserWarning,
@@ -573,3 +576,63 @@ def test_parallel_tasks_need_ddp(tmp_path):
         ValueError, match=r"parallel_tasks: true` runs under `trainer.strategy: ddp`; got SingleDevice"
     ):
         trainer.fit(GradModel(_grads(4)), _loader(4))
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_a_run_extended_on_resume_learns_with_the_schedule_of_its_new_length(tmp_path):
+    grads = _grads(8)
+    first, loop = GradModel(grads, by_step=True), MetaLoop(inner_steps=1, tasks_per_meta_step=2)  # T = 4 // 2
+    trainer = _trainer(tmp_path / "a", [loop], 4)
+    trainer.fit(first, _loader(8))
+    trainer.save_checkpoint(tmp_path / "step4.ckpt")
+    resumed = GradModel(grads, by_step=True)
+    with pytest.warns(UserWarning, match=r"T=4 meta-iterations \(the checkpoint's run had T=2\), so "
+                                         r"meta-iterations 2 to 3 get meta_lr \* \(1 - t / 4\)"):
+        _trainer(tmp_path / "b", [MetaLoop(inner_steps=1, tasks_per_meta_step=2)], 8).fit(
+            resumed, _loader(8), ckpt_path=tmp_path / "step4.ckpt"
+        )
+    # The first two meta steps ran with T = 2, the last two with T = 4 (a run planned for 8 steps gives them these).
+    _, _, final = reptile_reference(grads.tolist(), 1, 2, [1.5, 0.75, 0.75, 0.375])
+    torch.testing.assert_close(resumed.theta.detach(), torch.tensor(final, dtype=torch.float64), rtol=0, atol=1e-9)
+    assert not torch.equal(resumed.theta, first.theta)
+
+
+def test_total_meta_steps_below_the_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=K + r".total_meta_steps`=2 but `trainer.max_steps`=8 runs 4 meta-iterations"
+                                          r".*the last 2 would learn nothing"):
+        _trainer(tmp_path, [MetaLoop(inner_steps=1, total_meta_steps=2)], 8).fit(GradModel(_grads(8)), _loader(8))
+
+
+def _validating_trainer(tmp_path, loop, **kwargs):
+    return pl.Trainer(accelerator="cpu", max_steps=8, callbacks=[loop], logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                      num_sanity_val_steps=0, limit_val_batches=1, **kwargs)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(val_check_interval=3), r"`trainer.val_check_interval`=3 can evaluate inside a meta-iteration .* e.g\. 4"),
+        (dict(val_check_interval=4, accumulate_grad_batches=2), r"val_check_interval`=4 .*= 8 training batches"),
+        (dict(val_check_interval="00:00:00:01"), r"a time-based `trainer.val_check_interval` \(every 1 s\) can"),
+    ],
+    ids=["steps", "batches", "time"],
+)
+def test_an_evaluation_inside_a_meta_iteration_is_refused_at_setup(tmp_path, kwargs, match):
+    model = GradModel(_grads(16))
+    with pytest.raises(ValueError, match=match):
+        _validating_trainer(tmp_path, MetaLoop(inner_steps=2), **kwargs).fit(model, _loader(16), _loader(2))
+    assert torch.equal(model.theta.detach(), torch.tensor(THETA_0, dtype=torch.float64))  # before step 1
+
+
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no `validation_step`")
+def test_an_evaluation_between_meta_iterations_and_fast_dev_run_are_accepted(tmp_path):
+    _validating_trainer(tmp_path, MetaLoop(inner_steps=2), val_check_interval=4).fit(
+        GradModel(_grads(8)), _loader(8), _loader(2)
+    )
+    model = GradModel(_grads(8))
+    smoke = pl.Trainer(accelerator="cpu", fast_dev_run=True, callbacks=[MetaLoop(inner_steps=2)], logger=False,
+                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    with pytest.warns(UserWarning, match=r"training stopped inside meta-iteration 0"):
+        smoke.fit(model, _loader(8))
+    assert smoke.global_step == 1 and not torch.equal(model.theta.detach(), torch.tensor(THETA_0).double())
