@@ -19,12 +19,15 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
 from pareto_lightning.callbacks.front_summary import KnownFront, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
 from pareto_lightning.metrics import PreferenceSweep
 from pareto_lightning.rollout import SweepBatch
+
+_KEY = "trainer.callbacks[i].init_args"  # the ParetoEvaluation entry of the callbacks list
 
 
 @dataclass
@@ -91,7 +94,7 @@ class ParetoEvaluation(Callback):
         num_logged_samples: int = 8,
         yardstick: Literal["frozen_normalizer", "raw"] = "frozen_normalizer",
     ) -> None:
-        key = "trainer.callbacks[i].init_args"  # the ParetoEvaluation entry of the callbacks list
+        key = _KEY
         problems = []
         if not mu > 0:
             problems.append(f"`{key}.mu` must be > 0; got {mu}.")
@@ -114,6 +117,18 @@ class ParetoEvaluation(Callback):
         self._sweeps: dict[str, PreferenceSweep] = {}
         self._samples: list[dict[str, Any]] = []
         self._num_generations = 0
+        self._warned_partial = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the points against ``K`` of the evaluation weights now, not at the first evaluation."""
+        k = trainer.datamodule.eval_weights.shape[-1]
+        problems = [
+            f"`{_KEY}.{name}` must be one number or {k} (one per objective), all finite; got {point.tolist()}."
+            for name, point in (("ref_point", self.ref_point), ("ideal_point", self.ideal_point))
+            if point.numel() not in (1, k) or point.dim() > 1 or not torch.isfinite(point).all()
+        ]
+        if problems:
+            raise ValueError("invalid ParetoEvaluation configuration:\n  " + "\n  ".join(problems))
 
     # ------------------------------------------------------------------------------------------- yardstick
     def _fix_yardstick(self, pl_module: pl.LightningModule, step: int) -> None:
@@ -194,7 +209,13 @@ class ParetoEvaluation(Callback):
         dm = trainer.datamodule
         weights, seen = dm.eval_weights.double(), dm.eval_seen
         means = {name: sweep.compute() for name, sweep in self._sweeps.items()}  # summed over ranks
-        means = {name: m._replace(points=m.points.cpu(), pu=m.pu.cpu()) for name, m in means.items()}
+        count = means["greedy"].count.cpu()  # [M] rows per weight
+        # A partial sweep (`limit_val_batches`, `fast_dev_run`): the metrics cover the weights evaluated.
+        done = count > 0  # [M]
+        if not (count == count.max()).all():
+            self._warn_partial(int(done.sum()), len(count), trainer)
+        weights, seen = weights[done], seen[done]
+        means = {n: m._replace(points=m.points.cpu()[done], pu=m.pu.cpu()[done]) for n, m in means.items()}
         kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point)
         main_m, side_m = means[self.front_from], means[self._other]
         main = summarize_front(weights, seen, main_m.points, main_m.pu, **kw)
@@ -216,6 +237,15 @@ class ParetoEvaluation(Callback):
             self._write(trainer, pl_module, log_dir)
 
     on_test_epoch_end = on_validation_epoch_end
+
+    def _warn_partial(self, evaluated: int, total: int, trainer: pl.Trainer) -> None:
+        if not self._warned_partial:
+            rank_zero_warn(
+                f"the evaluation sweep ran partly ({evaluated} of {total} evaluation weights, some perhaps on fewer "
+                f"prompts; `trainer.limit_val_batches`={trainer.limit_val_batches}): its metrics cover the weights "
+                "evaluated, so they do not compare with a full sweep's."
+            )
+        self._warned_partial = True
 
     # ---------------------------------------------------------------------------------------------- outputs
     @staticmethod

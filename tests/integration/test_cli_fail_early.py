@@ -209,3 +209,20 @@ def test_a_value_the_parser_refuses_is_one_short_message(tmp_path, capsys, overr
     lines = [line for line in err.splitlines() if line.strip()]
     assert info.value.code == 2 and len(lines) == 2, err
     assert lines[0].startswith(f"error: `{key}`") and reason in lines[0], err
+
+
+@pytest.mark.parametrize("flag", ["--trainer.limit_val_batches=1", "--trainer.fast_dev_run=true"])
+def test_the_first_flags_a_lightning_user_tries_run_a_partial_sweep(tmp_path, capsys, flag):
+    # Two evaluation weights, one pair per batch: one batch evaluates the first weight only.
+    with pytest.warns(UserWarning, match=r"ran partly \(1 of 2 evaluation weights"):
+        cli = _cli(tmp_path, flag, "--data.init_args.eval_batch_size=1")
+    assert cli.trainer.global_step == (1 if "fast_dev_run" in flag else 8)
+    assert capsys.readouterr().out.count("Step ") == 1  # the headline of the sweep
+
+
+def test_an_evaluation_inside_a_meta_iteration_is_refused_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--trainer.val_check_interval=3")
+    err = capsys.readouterr().err
+    assert "`trainer.val_check_interval`=3 can evaluate inside a meta-iteration" in err, err
+    assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err

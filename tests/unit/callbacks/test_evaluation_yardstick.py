@@ -113,3 +113,35 @@ def test_summary_agrees_with_the_rows_it_was_built_from(tmp_path):
         assert summary.greedy[m].tolist() == pytest.approx(
             [sum(c) / 2 for c in zip(*rows, strict=True)], rel=1e-6
         )
+
+
+def _validate_with(module, evaluation, tmp_path, **trainer_kwargs):
+    dm = PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=2, eval_batch_size=2,
+                                    eval_weights=[[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])  # fmt: skip
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[evaluation], default_root_dir=tmp_path, **trainer_kwargs)  # fmt: skip
+    trainer.validate(module, dm, verbose=False)
+    return evaluation.last_summary
+
+
+def test_a_partial_sweep_reports_the_weights_it_evaluated(tmp_path):
+    evaluation = ParetoEvaluation(mu=0.1, yardstick="raw")
+    with pytest.warns(UserWarning, match=r"ran partly \(1 of 3 evaluation weights.*`trainer.limit_val_batches`=1"):
+        summary = _validate_with(_module(), evaluation, tmp_path, limit_val_batches=1)  # 2 of the 6 pairs
+    assert summary.weights.tolist() == [[1.0, 0.0]] and summary.greedy.shape == (1, 2)
+    assert all(math.isfinite(summary.scalars[k]) for k in ("pu", "pu_seen", "hypervolume", "spearman"))
+    rows = (tmp_path / "frontier.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("1.0000,0.0000")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(ref_point=[-0.1, -0.1, -0.1]), r"`trainer.callbacks\[i\].init_args.ref_point` must be one number or 2"),
+        (dict(ideal_point=[1.0, float("nan")]), r"`trainer.callbacks\[i\].init_args.ideal_point` must be one number"),
+    ],
+)
+def test_points_of_the_wrong_length_are_refused_at_setup(tmp_path, kwargs, match):
+    module = _module()
+    with pytest.raises(ValueError, match=match):
+        _validate_with(module, ParetoEvaluation(**kwargs), tmp_path)
