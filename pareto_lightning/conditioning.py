@@ -34,6 +34,47 @@ def format_preference(weights: Sequence[float] | Tensor, names: Sequence[str], d
     return ", ".join(f"{n}={v:.{decimals}f}" for n, v in zip(names, values, strict=True))
 
 
+def weight_decimals_problem(weights: Tensor, decimals: int, key: str) -> str | None:
+    """Why ``decimals`` cannot write ``weights`` exactly, or None when it can.
+
+    A preference written with fewer decimals than it has tells the model another preference than the one its
+    rewards are scalarized with (and maps distinct weights onto one prompt). The fix it suggests is the fewest
+    decimals (up to 6) that write every weight exactly.
+
+    Args:
+        weights: ``[M, K]`` the preferences a run trains or evaluates on.
+        decimals: the policy's ``weight_decimals``.
+        key: the config key of ``weights``, quoted in the message.
+
+    Example:
+        >>> import torch
+        >>> weights = torch.tensor([[0.95, 0.05], [0.5, 0.5]], dtype=torch.float64)
+        >>> weight_decimals_problem(weights, 2, "data.init_args.eval_weights") is None
+        True
+        >>> print(weight_decimals_problem(weights, 1, "data.init_args.eval_weights"))
+        `model.init_args.policy.init_args.weight_decimals`=1 writes the preference (0.95, 0.05) of ...as
+        (0.9, 0.1) (1 of 2 weights change); set it to 2.
+    """
+    def exact(d: int) -> Tensor:
+        scaled = weights.double() * 10**d
+        return ((scaled - scaled.round()).abs() <= 1e-7 * 10**d).all(-1)  # [M]; float32 weights pass too
+
+    fits = exact(decimals)
+    if bool(fits.all()):
+        return None
+    first = weights[~fits][0].tolist()
+    given = ", ".join(f"{x:g}" for x in first)
+    written = ", ".join(f"{x:.{decimals}f}" for x in first)
+    needed = next((d for d in range(decimals + 1, 7) if bool(exact(d).all())), None)
+    fix = f"set it to {needed}" if needed is not None else (
+        "these weights have no short decimal form: use grid or lattice divisions that divide a power of 10"
+    )
+    return (
+        f"`model.init_args.policy.init_args.weight_decimals`={decimals} writes the preference ({given}) of "
+        f"`{key}` as ({written}) ({int((~fits).sum())} of {len(fits)} weights change); {fix}."
+    )
+
+
 def conditioned_prompt(
     prompt: str,
     weights: Sequence[float] | Tensor,

@@ -33,6 +33,10 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 _KEY = "model.init_args.policy.init_args"
 
 
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
 class PreferencePolicy(nn.Module):
     """A causal LM conditioned on a preference ``w`` written into its prompt.
 
@@ -50,9 +54,13 @@ class PreferencePolicy(nn.Module):
             becomes ``name=value`` pairs.
         plain_prompt_template: prompt layout without a chat template, with fields ``{preference}`` and
             ``{prompt}`` (default: the preference line first).
-        weight_decimals: decimals used to write ``w`` (2 matches Table 1's precision).
+        weight_decimals: decimals used to write ``w`` (2 matches Table 1's precision). Training and evaluation
+            weights that need more are refused when fitting starts (the model would be told another preference
+            than it is scored under); weights drawn from the continuous simplex are written rounded.
         max_prompt_length: conditioned prompts longer than this many tokens are refused with an error (never
-            silently cut: cutting from the left would drop the preference). None disables the check.
+            silently cut: cutting from the left would drop the preference). None: what the model can hold, its
+            ``max_position_embeddings`` minus ``max_new_tokens`` (no check for a model that declares no limit).
+            A value above that is refused.
         trust_remote_code: passed to the loaders; off unless turned on.
         unshard_for_generation: under FSDP2, gather the full weights once per rollout instead of once per
             generated token (faster; needs memory for one full copy of the weights per rank while generating).
@@ -96,6 +104,9 @@ class PreferencePolicy(nn.Module):
             ("{weights}" in conditioning_template, "conditioning_template", "must contain the field {weights}"),
             ("{preference}" in plain_prompt_template and "{prompt}" in plain_prompt_template,
              "plain_prompt_template", "must contain the fields {preference} and {prompt}"),
+            (_whole(weight_decimals, 0), "weight_decimals", f"must be an integer >= 0; got {weight_decimals!r}"),
+            (max_prompt_length is None or _whole(max_prompt_length, 1), "max_prompt_length",
+             f"must be an integer >= 1 or null; got {max_prompt_length!r}"),
         ]  # fmt: skip
         problems = [f"`{_KEY}.{name}` {message}." for ok, name, message in checks if not ok]
         if problems:
@@ -104,9 +115,9 @@ class PreferencePolicy(nn.Module):
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.conditioning_template, self.weight_decimals = conditioning_template, weight_decimals
         self.plain_prompt_template = plain_prompt_template
-        self.max_prompt_length = max_prompt_length
         self.unshard_for_generation = unshard_for_generation
         self.model = self._load_model(model, dtype, trust_remote_code)
+        self.max_prompt_length = self._prompt_limit(max_prompt_length)
         check_prompt_format(getattr(self.model, "prompt_format", None), self.prompt_format, _KEY)
         self.tokenizer = self._load_tokenizer(tokenizer, model, trust_remote_code)
         if activation_checkpointing:
@@ -116,6 +127,43 @@ class PreferencePolicy(nn.Module):
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, lora)
+
+    def _prompt_limit(self, given: int | None) -> int | None:
+        """``max_prompt_length``: by default what the model holds (its positions minus ``max_new_tokens``)."""
+        # A Hugging Face config names the limit `max_position_embeddings` (GPT-2's `n_positions` maps to it).
+        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        self.max_positions = positions if _whole(positions, 1) else None
+        if given is None and self.max_positions is not None and self.max_positions > self.max_new_tokens:
+            return self.max_positions - self.max_new_tokens
+        return given
+
+    def check_context(self) -> None:
+        """Refuse lengths the model cannot hold: a prompt of ``max_prompt_length`` tokens followed by
+        ``max_new_tokens`` must fit in its ``max_position_embeddings`` (the algorithm modules call this at setup).
+
+        Example:
+            >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
+            >>> PreferencePolicy(LexiconLM(), LexiconTokenizer(), max_new_tokens=16).max_prompt_length  # 128 - 16
+            112
+            >>> PreferencePolicy(LexiconLM(), LexiconTokenizer(), max_new_tokens=128).check_context()
+            Traceback (most recent call last):
+            ...
+            ValueError: `model.init_args.policy.init_args.max_new_tokens`=128 leaves no room for a prompt: ...
+        """
+        positions, new = self.max_positions, self.max_new_tokens
+        if positions is None:
+            return
+        if new >= positions:
+            raise ValueError(
+                f"`{_KEY}.max_new_tokens`={new} leaves no room for a prompt: the model holds {positions} positions "
+                "(its max_position_embeddings); lower max_new_tokens."
+            )
+        if self.max_prompt_length is not None and self.max_prompt_length + new > positions:
+            raise ValueError(
+                f"`{_KEY}.max_prompt_length`={self.max_prompt_length} plus `{_KEY}.max_new_tokens`={new} is more "
+                f"than the {positions} positions the model holds (its max_position_embeddings); lower one of them "
+                f"(max_prompt_length left null is {positions - new})."
+            )
 
     @property
     def num_objectives(self) -> int:

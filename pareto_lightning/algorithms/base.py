@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from pareto_lightning.algorithms.reuse import RolloutReuse, ScoredRollout
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
+from pareto_lightning.conditioning import weight_decimals_problem
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.rewards.functional import finite_groups
@@ -138,17 +139,32 @@ class PreferenceAlignmentModule(pl.LightningModule):
         needs_copy = self.beta > 0 and self.uses_reference and not self.policy.uses_lora
         if stage == "fit" and needs_copy and self.reference_model is None:
             self.reference_model = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
+        self.policy.check_context()  # max_prompt_length + max_new_tokens fit in the model
+        # Every evaluation weight, and every training weight of a grid, is written exactly (`weight_decimals`).
         # Every evaluation prompt under every evaluation weight fits, and every training prompt under every
         # training weight of a grid, checked now rather than when it is first drawn, hours into training (the data
-        # module is set up before the module). On the continuous simplex a training prompt is checked when drawn.
+        # module is set up before the module). On the continuous simplex the training prompts are checked under
+        # the evaluation weights now, and each again when drawn.
         dm = self._trainer.datamodule if self._trainer is not None else None
         prompts, weights = getattr(dm, "eval_prompts", None), getattr(dm, "eval_weights", None)
+        train, support = getattr(dm, "train_prompts", None), getattr(dm, "train_support", None)
+        decimals = self.policy.weight_decimals
+        problems = [
+            weight_decimals_problem(w, decimals, key)
+            for w, key in ((weights, "data.init_args.eval_weights"), (support, "data.init_args.grid_divisions"))
+            if w is not None and (stage == "fit" or w is weights)
+        ]
+        if any(problems):
+            raise ValueError(
+                "the policy would write preferences rounded, so the model would be told another preference than "
+                "it is scored under:\n  " + "\n  ".join(p for p in problems if p)
+            )
         if prompts and weights is not None:
             self.policy.check_prompt_lengths(prompts, weights, key="data.init_args.eval_prompts")
-        train, support = getattr(dm, "train_prompts", None), getattr(dm, "train_support", None)
-        if stage == "fit" and train and support is not None:
+        written = support if support is not None else weights
+        if stage == "fit" and train and written is not None:
             unique = list(dict.fromkeys(train))
-            self.policy.check_prompt_lengths(unique, support, key="data.init_args.train_prompts")
+            self.policy.check_prompt_lengths(unique, written, key="data.init_args.train_prompts")
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy`` (FSDP2): shard the policy (and the frozen reference) per decoder layer.
@@ -196,10 +212,27 @@ class PreferenceAlignmentModule(pl.LightningModule):
         if checkpoint.get("pareto_lightning_train_seed") is not None:
             self.train_seed = int(checkpoint["pareto_lightning_train_seed"])
         self.rollout_reuse.load_state_dict(checkpoint.get("pareto_lightning_rollouts", {}))
-        # Only resuming training is refused: evaluating a checkpoint under another recipe is legitimate.
-        if self._trainer is None or self.trainer.state.fn != "fit":
+        if self._trainer is None:
             return
         problems = resume_problems(checkpoint.get(RUN_SIGNATURE_KEY), self.run_signature())
+        # Only resuming training is refused: evaluating a checkpoint under another recipe is legitimate.
+        if self.trainer.state.fn != "fit":
+            if problems:
+                from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+                rank_zero_warn(
+                    "the checkpoint was written by another training setup:\n  " + "\n  ".join(problems) + "\nits "
+                    "weights are evaluated with this config's module, rewards and sweep, and the run's config.yaml "
+                    "records this config (`model.class_path`, ...), not the checkpoint's."
+                )
+            return
+        max_steps = self.trainer.max_steps
+        if 0 < max_steps <= self.checkpoint_step:
+            raise ValueError(
+                f"`trainer.max_steps`={max_steps} but the checkpoint given to `--ckpt_path` is at step "
+                f"{self.checkpoint_step}: resuming would train nothing. Set `trainer.max_steps` above "
+                f"{self.checkpoint_step} to train on, or evaluate it with `validate --ckpt_path`."
+            )
         if problems:
             raise ValueError(
                 "`ckpt_path` holds a checkpoint of another training setup; resuming it here would train on as a "

@@ -72,7 +72,20 @@ def test_evaluating_a_checkpoint_under_another_recipe_is_allowed(tmp_path, meta_
     dm = PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=1, eval_weights=[[0.5, 0.5]])
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path)  # fmt: skip
-    trainer.validate(_module(MOODPOModule), dm, ckpt_path=meta_checkpoint, verbose=False)
+    # Allowed, and said: the run's config.yaml names this recipe's method, not the checkpoint's.
+    with pytest.warns(UserWarning, match=r"(?s)written by another training setup:.*module: the checkpoint has "
+                                         r"'GRPOModule', this run has 'MOODPOModule'.*config.yaml records this config"):
+        trainer.validate(_module(MOODPOModule), dm, ckpt_path=meta_checkpoint, verbose=False)
+
+
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+def test_resume_with_max_steps_not_above_the_checkpoint_is_refused(tmp_path):
+    trainer = _fit(tmp_path / "run", _module(), [], max_steps=3)
+    trainer.save_checkpoint(tmp_path / "step3.ckpt")
+    for max_steps in (2, 3):  # Lightning would exit at once, as if it had trained
+        with pytest.raises(ValueError, match=rf"`trainer.max_steps`={max_steps} but the checkpoint given to "
+                                             r"`--ckpt_path` is at step 3: resuming would train nothing"):
+            _fit(tmp_path, _module(), [], ckpt_path=tmp_path / "step3.ckpt", max_steps=max_steps)
 
 
 def test_ideal_point_of_the_wrong_length_is_refused():
