@@ -226,3 +226,14 @@ def test_an_evaluation_inside_a_meta_iteration_is_refused_before_training(tmp_pa
     err = capsys.readouterr().err
     assert "`trainer.val_check_interval`=3 can evaluate inside a meta-iteration" in err, err
     assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err
+
+
+def test_an_over_long_prompt_is_refused_under_the_limit_the_model_sets(tmp_path, capsys):
+    # max_prompt_length is left null: the recipe's model holds 128 positions, 16 of them for the completion.
+    long = " ".join(["write a short note about the river"] * 40)
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--data.init_args.eval_prompts=pareto_lightning.ListPrompts",
+             f"--data.init_args.eval_prompts.init_args.prompts=[{long}]")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "the longest prompt of `data.init_args.eval_prompts`" in err and "max_prompt_length`=112" in err, err
+    assert not list(tmp_path.glob("**/*.ckpt")) and "Training failed" not in err
