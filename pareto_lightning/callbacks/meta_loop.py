@@ -360,10 +360,12 @@ class MetaLoop(Callback):
             # T follows trainer.max_steps: a run extended (or shortened) on resume gives its remaining
             # meta-iterations the step sizes a run planned with that max_steps gives them. Keeping the old T would
             # make meta_lr 0 for every meta-iteration beyond it, so an extension would learn nothing.
+            last = self._total - 1
+            remaining = f"meta-iterations {iteration} to {last}" if iteration < last else f"meta-iteration {last}"
             rank_zero_warn(
                 f"the linear meta_lr schedule follows `trainer.max_steps`: T={self._total} meta-iterations (the "
-                f"checkpoint's run had T={total}), so meta-iterations {iteration} to {self._total - 1} get "
-                f"meta_lr * (1 - t / {self._total}); set `{_KEY}.total_meta_steps` to fix T instead."
+                f"checkpoint's run had T={total}), so {remaining} get meta_lr * (1 - t / {self._total}); set "
+                f"`{_KEY}.total_meta_steps` to fix T instead."
             )
         self._iteration, self._tasks_done = iteration, int(state_dict["tasks_done"])
         self._last_step = int(state_dict["last_step"])
