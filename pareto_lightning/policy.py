@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 from peft import LoraConfig
 from torch import Tensor, nn
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from pareto_lightning.conditioning import (
     DEFAULT_PLAIN_TEMPLATE,
@@ -23,6 +23,7 @@ from pareto_lightning.conditioning import (
     check_prompt_format,
     conditioned_prompt,
 )
+from pareto_lightning.finite import FiniteLogitsGuard
 from pareto_lightning.loading import enable_activation_checkpointing, load_pretrained, load_tokenizer
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
@@ -67,6 +68,11 @@ class PreferencePolicy(nn.Module):
         activation_checkpointing: recompute each decoder layer's activations in the backward pass instead of
             storing them (the training pass then holds about one layer's activations plus each layer's input,
             for about a third more compute); it works under FSDP2 and with LoRA.
+        cudnn_attention: allow PyTorch's cuDNN attention kernel on CUDA. Off by default: on Hopper GPUs its
+            backward pass returns NaN query gradients for padded batches with an explicit mask (pytorch issue
+            196678), so the algorithm modules turn the kernel off for the process when training on CUDA
+            (:func:`~pareto_lightning.finite.use_safe_attention_kernels`); the other SDPA kernels give the same
+            values.
 
     Example:
         >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
@@ -93,6 +99,7 @@ class PreferencePolicy(nn.Module):
         trust_remote_code: bool = False,
         unshard_for_generation: bool = True,
         activation_checkpointing: bool = False,
+        cudnn_attention: bool = False,
     ) -> None:
         super().__init__()
         checks = [
@@ -116,6 +123,7 @@ class PreferencePolicy(nn.Module):
         self.conditioning_template, self.weight_decimals = conditioning_template, weight_decimals
         self.plain_prompt_template = plain_prompt_template
         self.unshard_for_generation = unshard_for_generation
+        self.cudnn_attention = cudnn_attention
         self.model = self._load_model(model, dtype, trust_remote_code)
         self.max_prompt_length = self._prompt_limit(max_prompt_length)
         check_prompt_format(getattr(self.model, "prompt_format", None), self.prompt_format, _KEY)
@@ -287,6 +295,10 @@ class PreferencePolicy(nn.Module):
             weights: ``[B, K]`` preferences (any point of the simplex, seen in training or not).
             num_generations: ``G`` completions per prompt; all share the prompt's ``w``.
             do_sample: False for greedy decoding (evaluation).
+
+        Raises:
+            NonFiniteError: the model's next-token scores held NaN/inf (its weights or inputs do); sampling is
+                not attempted on them, so on CUDA the process stays usable (a crash checkpoint can be written).
         """
         if len(prompts) == 0:
             raise ValueError("`prompts` is empty: a batch needs at least one prompt.")
@@ -295,6 +307,15 @@ class PreferencePolicy(nn.Module):
         weights = validate_preference(weights, self.num_objectives, key="weights")
         if weights.dim() != 2 or weights.shape[0] != len(prompts):
             raise ValueError(f"`weights` must be [B={len(prompts)}, K]; got {tuple(weights.shape)}.")
+        # Lightning evaluates under `torch.inference_mode` (it switches to `no_grad` for some strategies, not for
+        # ModelParallelStrategy). FSDP2 would then allocate its all-gather buffers as inference tensors, and every
+        # later unshard fails ("Inference tensors do not track version counter"). A sharded model generates in
+        # normal no-grad mode instead; an unsharded one keeps whatever mode the caller chose.
+        mode = torch.inference_mode(False) if self.is_sharded else nullcontext()
+        with mode:
+            return self._generate(list(prompts), weights.clone(), num_generations, do_sample)
+
+    def _generate(self, prompts: list[str], weights: Tensor, num_generations: int, do_sample: bool) -> Rollout:
         texts = self.conditioned_prompts(prompts, weights)
         device = next(self.model.parameters()).device
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -309,6 +330,7 @@ class PreferencePolicy(nn.Module):
         sharded = self.is_sharded
         gather = unsharded(self.model) if self.unshard_for_generation else nullcontext()
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0}
+        guard = FiniteLogitsGuard()
         with gather:
             out = self.model.generate(
                 input_ids=prompt_ids,
@@ -317,9 +339,11 @@ class PreferencePolicy(nn.Module):
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id,
                 synced_gpus=sharded and not self.unshard_for_generation,
+                logits_processor=LogitsProcessorList([guard]),
                 **(sampling if do_sample else {"do_sample": False}),
             )
         self.model.train(was_training)
+        guard.raise_if_found("while generating (before sampling)")
         mask, completion_ids = completion_mask(
             out[:, prompt_ids.shape[1] :], self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         )  # [N, T] each

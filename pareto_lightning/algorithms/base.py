@@ -11,11 +11,14 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 
+from pareto_lightning.algorithms.guard import GradientGuard, GradNaNPolicy
 from pareto_lightning.algorithms.reuse import RolloutReuse, ScoredRollout
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.conditioning import weight_decimals_problem
+from pareto_lightning.finite import use_safe_attention_kernels
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.rewards.functional import finite_groups
@@ -51,6 +54,12 @@ class PreferenceAlignmentModule(pl.LightningModule):
             this one, the step and the rank, so a resumed run (from any checkpoint, including one written when a
             run failed mid-step) samples exactly what an uninterrupted run would. None takes the global seed
             (``seed_everything``) when fitting starts; it is kept in the checkpoint.
+        grad_nan_policy: what an optimizer step does with a NaN/inf gradient (checked on every rank before every
+            step; see :class:`~pareto_lightning.algorithms.guard.GradientGuard`). ``"raise"`` (default) stops the
+            run at that step, naming the parameters; the crash checkpoint holds the last finite weights.
+            ``"skip_step"`` leaves the weights and the optimizer's moments as they are and counts the step in
+            ``train/skipped_steps``. With ``precision: 16-mixed`` the gradient scaler handles infinities instead.
+        max_skipped_steps: ``"skip_step"`` fails the run once more steps than this were skipped.
     """
 
     uses_reference: bool = True
@@ -71,6 +80,8 @@ class PreferenceAlignmentModule(pl.LightningModule):
         eval_seed: int = 1234,
         nan_policy: Literal["raise", "skip_group"] = "raise",
         train_seed: int | None = None,
+        grad_nan_policy: GradNaNPolicy = "raise",
+        max_skipped_steps: int = 10,
     ) -> None:
         super().__init__()
         problems = []
@@ -107,6 +118,7 @@ class PreferenceAlignmentModule(pl.LightningModule):
         self.sample_log_every_n_steps = sample_log_every_n_steps
         self.eval_num_generations, self.eval_seed = eval_num_generations, eval_seed
         self.train_seed, self.nan_policy = train_seed, nan_policy
+        self.grad_guard = GradientGuard(grad_nan_policy, max_skipped_steps)
         self.rollout_reuse = RolloutReuse(1)  # one update per rollout unless a subclass reuses them
         self.loss_state: dict[str, Tensor | None] = {}
         self.checkpoint_step: int | None = None  # the global_step of the checkpoint loaded, if any
@@ -136,6 +148,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         if self.train_seed is None:
             self.train_seed = torch.initial_seed() % 2**31
+        trainer = self._trainer
+        if trainer is not None:  # the cuDNN attention backward can turn padded batches' gradients into NaN
+            use_safe_attention_kernels(trainer.strategy.root_device, self.policy.cudnn_attention)
         needs_copy = self.beta > 0 and self.uses_reference and not self.policy.uses_lora
         if stage == "fit" and needs_copy and self.reference_model is None:
             self.reference_model = copy.deepcopy(self.policy.model).eval().requires_grad_(False)
@@ -206,12 +221,14 @@ class PreferenceAlignmentModule(pl.LightningModule):
         checkpoint[RUN_SIGNATURE_KEY] = self.run_signature()
         checkpoint["pareto_lightning_train_seed"] = self.train_seed
         checkpoint["pareto_lightning_rollouts"] = self.rollout_reuse.state_dict()
+        checkpoint["pareto_lightning_grad_guard"] = self.grad_guard.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.checkpoint_step = int(checkpoint.get("global_step", 0))
         if checkpoint.get("pareto_lightning_train_seed") is not None:
             self.train_seed = int(checkpoint["pareto_lightning_train_seed"])
         self.rollout_reuse.load_state_dict(checkpoint.get("pareto_lightning_rollouts", {}))
+        self.grad_guard.load_state_dict(checkpoint.get("pareto_lightning_grad_guard", {}))
         if self._trainer is None:
             return
         problems = resume_problems(checkpoint.get(RUN_SIGNATURE_KEY), self.run_signature())
@@ -406,6 +423,27 @@ class PreferenceAlignmentModule(pl.LightningModule):
         experiment.add_text("train/samples", "\n".join(rows), self.global_step)
 
     # ---------------------------------------------------------------------------------------------- optimizer
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """No non-finite gradient reaches the weights (``grad_nan_policy``); one flag is all-reduced over ranks."""
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        trainer = self._trainer
+        plugin = trainer.precision_plugin if trainer is not None else None
+        if isinstance(plugin, MixedPrecision) and plugin.scaler is not None:
+            return  # float16 loss scaling skips steps with infinite gradients by design
+
+        def any_rank(bad: bool) -> bool:
+            return trainer.strategy.reduce_boolean_decision(bad, all=False) if trainer is not None else bad
+
+        skipped = self.grad_guard.before_step(self.policy.named_parameters(), self.global_step, any_rank)
+        if self.grad_guard.policy == "skip_step":
+            self.log("train/skipped_steps", float(self.grad_guard.skipped), batch_size=1)
+        if skipped:
+            rank_zero_warn(
+                f"step {self.global_step}: non-finite gradients, the step was skipped ({self.grad_guard.skipped} of "
+                f"at most `model.init_args.max_skipped_steps`={self.grad_guard.max_skipped_steps})."
+            )
+
     def configure_optimizers(self):
         params = [p for p in self.policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.weight_decay)
