@@ -9,7 +9,12 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from pareto_lightning.finite import FiniteLogitsGuard, NonFiniteError, nonfinite_rows, use_safe_attention_kernels
+from pareto_lightning.finite import (
+    FiniteLogitsGuard,
+    NonFiniteError,
+    nonfinite_rows,
+    use_safe_attention_kernels,
+)
 from pareto_lightning.rollout import position_ids
 from pareto_lightning.tasks import LexiconTask
 
