@@ -1,8 +1,10 @@
 """pareto-lightning: preference-conditioned multi-objective LLM alignment with PyTorch Lightning."""
 
 from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlignmentModule
+from pareto_lightning.algorithms.guard import GradientGuard
 from pareto_lightning.callbacks import CrashCheckpoint, JSONLPredictionWriter, MetaLoop, ParetoEvaluation
 from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
+from pareto_lightning.finite import FiniteLogitsGuard, NonFiniteError, use_safe_attention_kernels
 from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility
 from pareto_lightning.models.preference_stage import best_of_pool, mixture_distillation_loss
 from pareto_lightning.policy import PreferencePolicy, Rollout
@@ -33,6 +35,10 @@ from pareto_lightning.sharding import end_process_group
 __version__ = "0.1.0"
 
 __all__ = [
+    "FiniteLogitsGuard",
+    "GradientGuard",
+    "NonFiniteError",
+    "use_safe_attention_kernels",
     "PAPER_EVAL_WEIGHTS",
     "CrashCheckpoint",
     "DirichletPreferenceSampler",
