@@ -106,7 +106,7 @@ class Info(Callback):
 
 
 def main(mode: str, artifacts: str, out: str) -> None:
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parents[1] / "benchmarks"))
     from hh_artifacts import HHArtifacts
 
     from pareto_lightning import end_process_group

@@ -1,25 +1,41 @@
-"""Tiny local stand-ins for the Helpful/Harmless setup's models and datasets, written to disk (no network).
+"""Local stand-ins for the Helpful/Harmless setup's models and datasets, written to disk (no network).
 
 ``recipes/hh/*.yaml`` name Hub artifacts: ``Qwen/Qwen2-0.5B-Instruct``, ``HuggingFaceH4/ultrafeedback_binarized``,
 ``PKU-Alignment/BeaverTails`` and the two ``Ray2333/gpt2-large-*-reward_model``. :func:`build_hh_artifacts`
 writes folders that load through the same code paths (``from_pretrained`` on a folder, ``load_dataset`` on a
 folder with the Hub's ``data/<split>-00000-of-00001.<ext>`` layout) and keep the real schemas:
 
-- policy: a Qwen2 causal LM (31k parameters) with a byte-level BPE tokenizer and Qwen2-Instruct's ChatML chat
-  template (the preference then goes into a system message), loaded back as ``Qwen2Tokenizer``;
+- policy: a Qwen2 causal LM with a byte-level BPE tokenizer and Qwen2-Instruct's ChatML chat template (the
+  preference then goes into a system message), loaded back as ``Qwen2Tokenizer``;
 - reward models: two GPT-2 sequence-classification models (one score, ``num_labels=1``), each with its *own*
   byte-level BPE tokenizer of another vocabulary (strings cross between models, token ids never do);
 - UltraFeedback: splits ``train_prefs`` and ``test_prefs`` (there is no plain ``train`` split) with the columns
   ``prompt, prompt_id, chosen, rejected, messages, score_chosen, score_rejected``, as Parquet;
 - BeaverTails: splits ``30k_train`` and ``30k_test`` with ``prompt, response, category, is_safe``, as JSON lines.
+
+Two scales (``scale=``):
+
+- ``"tiny"`` (tests, about 1 MB, under a second): a 31k-parameter Qwen2 and 1-layer GPT-2s, vocabularies of a few
+  hundred tokens trained on the lexicon task's words;
+- ``"real"`` (``benchmarks/gpu_smoke.sh``): randomly initialized models of the real configurations, Qwen2-0.5B
+  (494.0M parameters, 24 layers, hidden 896, 14 query / 2 key-value heads, vocabulary 151,936, tied embeddings)
+  and GPT-2-large (774.0M, 36 layers, hidden 1280, vocabulary 50,257), saved in bfloat16 as the Hub stores
+  Qwen2 (about 4 GB in all). Their tokenizers have the real vocabulary sizes too: byte-level BPE vocabularies of
+  all byte pairs and then byte triples (:func:`_full_size_byte_bpe`), so every id a random policy samples decodes
+  to text (two or three bytes) and the reward models read texts as long as a real policy's.
+
+Command line: ``python benchmarks/hh_artifacts.py OUT_DIR [--scale tiny|real]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 HUB_POLICY = "Qwen/Qwen2-0.5B-Instruct"
 HUB_HELPFUL_RM = "Ray2333/gpt2-large-helpful-reward_model"
@@ -33,6 +49,16 @@ _CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 _BEAVERTAILS_CATEGORIES = ("animal_abuse", "privacy_violation", "self_harm", "violence")
+Scale = Literal["tiny", "real"]
+
+# The Hub configurations of Qwen/Qwen2-0.5B-Instruct and of the GPT-2-large reward models (config.json there).
+_QWEN2_05B = dict(vocab_size=151936, hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                  num_key_value_heads=2, intermediate_size=4864, max_position_embeddings=32768,
+                  rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)  # fmt: skip
+_QWEN2_TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                   intermediate_size=64, max_position_embeddings=256, tie_word_embeddings=True)  # fmt: skip
+_GPT2_LARGE = dict(vocab_size=50257, n_positions=1024, n_layer=36, n_embd=1280, n_head=20)
+_GPT2_TINY = dict(n_positions=128, n_layer=1, n_embd=16, n_head=2)
 
 
 @dataclass(frozen=True)
@@ -146,6 +172,39 @@ def _byte_level_bpe(corpus: list[str], special_tokens: list[str], vocab_size: in
     return tok
 
 
+def _full_size_byte_bpe(special_tokens: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer of exactly ``vocab_size`` tokens: the specials, the 256 byte symbols, then
+    merges of every byte pair and after them byte triples (``ab + c``), in a fixed order.
+
+    Training cannot reach a real model's vocabulary size on a small corpus; this construction does, in about a
+    second, and every id in ``[0, vocab_size)`` decodes to text.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {t: i for i, t in enumerate(special_tokens + alphabet)}
+    merges = []
+    pairs = itertools.product(alphabet, alphabet)
+    triples = ((a + b, c) for a, b, c in itertools.product(alphabet, alphabet, alphabet))
+    for left, right in itertools.chain(pairs, triples):
+        if len(vocab) >= vocab_size:
+            break
+        vocab[left + right] = len(vocab)
+        merges.append((left, right))
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def _tokenizer_backend(
+    scale: Scale, corpus: list[str], special_tokens: list[str], tiny_size: int, real_size: int
+):
+    if scale == "real":
+        return _full_size_byte_bpe(special_tokens, real_size)
+    return _byte_level_bpe(corpus, special_tokens, tiny_size)
+
+
 def _corpus() -> list[str]:
     from pareto_lightning.tasks import VOCABULARY
 
@@ -156,48 +215,60 @@ def _corpus() -> list[str]:
     return _prompts(256, 5) + [words, template] * 8
 
 
-def _policy(directory: Path, corpus: list[str]) -> None:
+def _save(model, tokenizer, directory: Path, scale: Scale) -> None:
     import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    backend = _byte_level_bpe(corpus, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], vocab_size=400)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                        chat_template=_CHAT_TEMPLATE)  # fmt: skip
-    config = Qwen2Config(vocab_size=backend.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-                         max_position_embeddings=256, tie_word_embeddings=True,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = Qwen2ForCausalLM(config)
+    if scale == "real":  # half the disk and the write time; the recipes load in float32 (an exact upcast)
+        model = model.to(torch.bfloat16)
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
 
-def _reward_model(directory: Path, corpus: list[str], seed: int) -> None:
+def _policy(directory: Path, corpus: list[str], scale: Scale) -> None:
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    backend = _tokenizer_backend(scale, corpus, specials, tiny_size=400, real_size=_QWEN2_05B["vocab_size"])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        chat_template=_CHAT_TEMPLATE)  # fmt: skip
+    sizes = _QWEN2_05B if scale == "real" else {**_QWEN2_TINY, "vocab_size": backend.get_vocab_size()}
+    config = Qwen2Config(**sizes, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(config)
+    _save(model, tokenizer, directory, scale)
+
+
+def _reward_model(directory: Path, corpus: list[str], seed: int, scale: Scale) -> None:
     import torch
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2TokenizerFast
 
     # Its own vocabulary (another size than the policy's), so token ids never mean the same in both models.
-    backend = _byte_level_bpe(corpus, ["<|endoftext|>"], vocab_size=350)
     eos = "<|endoftext|>"
+    backend = _tokenizer_backend(scale, corpus, [eos], tiny_size=350, real_size=_GPT2_LARGE["vocab_size"])
     tokenizer = GPT2TokenizerFast(tokenizer_object=backend, eos_token=eos, bos_token=eos, unk_token=eos)
-    config = GPT2Config(vocab_size=backend.get_vocab_size(), n_positions=128, n_layer=1, n_embd=16, n_head=2,
-                        num_labels=1, eos_token_id=0, bos_token_id=0)  # fmt: skip
+    sizes = _GPT2_LARGE if scale == "real" else {**_GPT2_TINY, "vocab_size": backend.get_vocab_size()}
+    config = GPT2Config(**sizes, num_labels=1, eos_token_id=0, bos_token_id=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2ForSequenceClassification(config)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    _save(model, tokenizer, directory, scale)
 
 
-def build_hh_artifacts(root: str | Path) -> HHArtifacts:
-    """Write the tiny policy, reward models and datasets under ``root`` (about 1 MB, well under a second)."""
+def build_hh_artifacts(root: str | Path, scale: Scale = "tiny") -> HHArtifacts:
+    """Write the policy, reward models and datasets under ``root``.
+
+    ``scale="tiny"``: about 1 MB, well under a second. ``scale="real"``: the real configurations with random
+    weights, about 4 GB and a minute or two of CPU time.
+    """
+    if scale not in ("tiny", "real"):
+        raise ValueError(f"`scale` must be 'tiny' or 'real'; got {scale!r}.")
     art = HHArtifacts(Path(root))
     corpus = _corpus()
-    _policy(art.policy, corpus)
-    _reward_model(art.helpful_rm, corpus, seed=1)
-    _reward_model(art.harmless_rm, corpus, seed=2)
+    _policy(art.policy, corpus, scale)
+    _reward_model(art.helpful_rm, corpus, seed=1, scale=scale)
+    _reward_model(art.harmless_rm, corpus, seed=2, scale=scale)
     uf = art.ultrafeedback / "data"
     _write_parquet(_ultrafeedback_rows(_prompts(64, 0)), uf / "train_prefs-00000-of-00001.parquet")
     _write_parquet(_ultrafeedback_rows(_prompts(8, 1)), uf / "test_prefs-00000-of-00001.parquet")
@@ -205,3 +276,16 @@ def build_hh_artifacts(root: str | Path) -> HHArtifacts:
     _write_jsonl(_beavertails_rows(_prompts(16, 2)), bt / "30k_train-00000-of-00001.jsonl")
     _write_jsonl(_beavertails_rows(_prompts(8, 3)), bt / "30k_test-00000-of-00001.jsonl")
     return art
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write local stand-ins of the Helpful/Harmless artifacts.")
+    parser.add_argument("out", help="folder to write (policy/, helpful_rm/, harmless_rm/, datasets)")
+    parser.add_argument("--scale", choices=["tiny", "real"], default="real")
+    args = parser.parse_args(argv)
+    build_hh_artifacts(args.out, args.scale)
+    print(f"wrote the {args.scale} Helpful/Harmless artifacts to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
