@@ -1,44 +1,188 @@
-"""Mean ± std over seeds of the SmolLM2 evaluations that ``smollm2_before_after.py`` wrote.
+"""Every seed and mean ± std of the SmolLM2 evaluations, per method, against the stage each seed started from.
 
-Each argument is one evaluation folder (``<out>/trained_sweep``, or ``<out>/base_sweep`` of a ``--base-only`` run),
-one per seed, all of the same method. Prints, per folder and then as mean ± std (sample standard deviation), the
-Spearman correlation between ``w_k`` and the mean greedy ``r_k`` over the evaluation weights, the hypervolume and PU:
+Each folder is one evaluation: a ``fit`` run's folder (its last evaluation, written at the end of training), a
+``validate`` folder, or a ``smollm2_before_after.py`` output folder (``<out>/trained_sweep``, ``<out>/base_sweep``);
+the script reads the one ``summary.json`` below it. Folder ``i`` of every method is seed ``i``, trained from stage
+folder ``i``::
 
-    python benchmarks/smollm2_seeds.py benchmarks/out/smollm2_meta{,_s1,_s2}/trained_sweep
+    python benchmarks/smollm2_seeds.py --stage runs/i25/stage_s{0,1,2} \\
+        --method Weighted-Meta-GRPO runs/i25/meta_s{0,1,2} --method Weighted-GRPO runs/i25/wgrpo_s{0,1,2} \\
+        --method Grid-GRPO runs/i25/grid_s{0,1,2}
+
+Prints markdown: per method a table of every seed and the mean ± std (sample standard deviation) of the Spearman
+correlation of ``w_k`` with ``r_k`` on the seen and on the unseen weights, hypervolume, PU (all, seen, unseen;
+lower is better), the share of prompts whose own Spearman is > 0.5 (all, seen, unseen weights) and the median
+per-prompt Spearman; then the methods side by side, whether each method improves on its own stage in every seed
+(one line per metric), and how many seeds reach the per-prompt targets (>= 0.8 of the prompts on seen weights and
+>= 0.7 on unseen ones, both objectives). Values a summary lacks (an evaluation written before a metric existed)
+print as ``n/a``. Positional folders alone tabulate one method's seeds without a stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
+import math
 import os
 import statistics
+from dataclasses import dataclass
 
-from smollm2_before_after import front
-
-from pareto_lightning.metrics.functional import spearman_correlation
-
-
-def row(folder: str) -> list[float]:
-    """Spearman per objective, hypervolume and PU of one evaluation folder."""
-    weights, rewards, summary = front(os.path.join(folder, "lightning_logs", "version_0"))
-    rho = [float(spearman_correlation(weights[:, k], rewards[:, k])) for k in range(weights.shape[1])]
-    return [*rho, summary["val/hypervolume"], summary["val/pu"]]
+TARGETS = {"prompt_steer_frac_seen": 0.8, "prompt_steer_frac_unseen": 0.7}
+"""The per-prompt steering each objective should reach (issue 25): share of prompts on seen and unseen weights."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", help="one evaluation folder per seed")
-    folders = parser.parse_args().folders
-    rows = [row(f) for f in folders]
-    k = len(rows[0]) - 2
-    print(" | ".join([*(f"Spearman {i + 1}" for i in range(k)), "hypervolume", "PU", "folder"]))
-    for values, folder in zip(rows, folders, strict=True):
-        print(" | ".join([*(f"{v:.2f}" for v in values[:k]), f"{values[k]:.4f}", f"{values[k + 1]:.4f}", folder]))
-    if len(rows) > 1:
-        columns = list(zip(*rows, strict=True))
-        cells = [f"{statistics.mean(c):.{2 if i < k else 4}f} ± {statistics.stdev(c):.{2 if i < k else 4}f}"
-                 for i, c in enumerate(columns)]  # fmt: skip
-        print(" | ".join([*cells, f"mean ± std over {len(rows)}"]))
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    key: str  # in summary.json
+    higher_is_better: bool
+    decimals: int
+    checked: bool = True  # in the "improves on its stage" lines
+
+
+def metrics(names: list[str]) -> list[Metric]:
+    """The rows of the tables, for the objectives ``names``."""
+    rows = [Metric("step", "step", True, 0, checked=False)]
+    rows += [Metric(f"Spearman {split} ({n})", f"val/spearman_{split}/{n}", True, 2)
+             for split in ("seen", "unseen") for n in names]  # fmt: skip
+    rows += [Metric("hypervolume", "val/hypervolume", True, 4), Metric("PU (lower is better)", "val/pu", False, 4),
+             Metric("PU seen", "val/pu_seen", False, 4), Metric("PU unseen", "val/pu_unseen", False, 4)]  # fmt: skip
+    for n in names:
+        rows += [Metric(f"prompts steered, all weights ({n})", f"val/prompt_steer_frac/{n}", True, 2),
+                 Metric(f"prompts steered, seen ({n})", f"val/prompt_steer_frac_seen/{n}", True, 2),
+                 Metric(f"prompts steered, unseen ({n})", f"val/prompt_steer_frac_unseen/{n}", True, 2),
+                 Metric(f"median per-prompt Spearman ({n})", f"val/prompt_steer_median/{n}", True, 2)]  # fmt: skip
+    return rows
+
+
+def summary_of(folder: str) -> dict:
+    """The one ``summary.json`` in or below ``folder``."""
+    direct = os.path.join(folder, "summary.json")
+    found = [direct] if os.path.isfile(direct) else sorted(glob.glob(os.path.join(folder, "**", "summary.json"),
+                                                                     recursive=True))  # fmt: skip
+    if len(found) != 1:
+        raise SystemExit(f"{folder}: expected one summary.json in or below it; found {found or 'none'}.")
+    with open(found[0]) as fh:
+        return json.load(fh)
+
+
+def objective_names(summaries: list[dict]) -> list[str]:
+    """Objective names from the per-objective keys (``val/spearman_seen/<name>``), in the order written; none in
+    summaries written before those keys existed (then only the other rows print)."""
+    for s in summaries:
+        names = [k.split("/", 2)[2] for k in s if k.startswith("val/spearman_seen/")]
+        if names:
+            return names
+    return []
+
+
+def value(summary: dict, key: str) -> float:
+    v = summary.get(key)
+    return float("nan") if v is None else float(v)
+
+
+def fmt(x: float, decimals: int) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.{decimals}f}"
+
+
+def mean_std(values: list[float], decimals: int) -> str:
+    known = [v for v in values if not math.isnan(v)]
+    if not known:
+        return "n/a"
+    if len(known) == 1:
+        return f"{known[0]:.{decimals}f} (1 seed)"
+    return f"{statistics.mean(known):.{decimals}f} ± {statistics.stdev(known):.{decimals}f}"
+
+
+def seed_table(title: str, folders: list[str], summaries: list[dict], rows: list[Metric]) -> list[str]:
+    head = " | ".join(f"seed {i}" for i in range(len(folders)))
+    out = [f"### {title}", "", f"| | {head} | mean ± std |", "|---" * (len(folders) + 2) + "|"]
+    for m in rows:
+        values = [value(s, m.key) for s in summaries]
+        out.append(f"| {m.label} | " + " | ".join(fmt(v, m.decimals) for v in values)
+                   + f" | {mean_std(values, m.decimals) if m.checked else ''} |")  # fmt: skip
+    out += [""] + [f"seed {i}: {f}" for i, f in enumerate(folders)] + [""]
+    return out
+
+
+def improves(method: list[dict], stage: list[dict], m: Metric) -> str:
+    """``yes (n/n)`` when the method beats its own stage in every seed, else ``no (k/n: seeds ...)``."""
+    pairs = [(value(a, m.key), value(b, m.key)) for a, b in zip(method, stage, strict=True)]
+    if any(math.isnan(a) or math.isnan(b) for a, b in pairs):
+        return "n/a"
+    better = [a > b if m.higher_is_better else a < b for a, b in pairs]
+    if all(better):
+        return f"yes ({len(better)}/{len(better)})"
+    worse = ", ".join(str(i) for i, ok in enumerate(better) if not ok)
+    return f"no ({sum(better)}/{len(better)}; not in seed {worse})"
+
+
+def meets_targets(summary: dict, names: list[str]) -> bool | None:
+    values = [value(summary, f"val/{key}/{n}") for key in TARGETS for n in names]
+    if any(math.isnan(v) for v in values):
+        return None
+    return all(value(summary, f"val/{key}/{n}") >= t for key, t in TARGETS.items() for n in names)
+
+
+def report(groups: dict[str, list[str]], stage: list[str] | None) -> str:
+    """The markdown report for ``{method: folders}`` and the stage's folders (or None)."""
+    if stage is not None:
+        sizes = {name: len(f) for name, f in groups.items() if len(f) != len(stage)}
+        if sizes:
+            raise SystemExit(f"every method needs one folder per stage seed ({len(stage)}); got {sizes}.")
+    every = {**({"stage": stage} if stage else {}), **groups}
+    summaries = {name: [summary_of(f) for f in folders] for name, folders in every.items()}
+    names = objective_names([s for group in summaries.values() for s in group])
+    rows = metrics(names)
+    out = []
+    for name, folders in every.items():
+        out += seed_table("Stage alone" if name == "stage" else name, folders, summaries[name], rows)
+    if len(every) > 1:
+        seeds = len(next(iter(every.values())))
+        out += [f"### Mean ± std over {seeds} seed{'s' if seeds != 1 else ''}", "", "| | " + " | ".join(every) + " |",
+                "|---" * (len(every) + 1) + "|"]  # fmt: skip
+        for m in rows[1:]:
+            cells = [mean_std([value(s, m.key) for s in summaries[name]], m.decimals) for name in every]
+            out.append(f"| {m.label} | " + " | ".join(cells) + " |")
+        out.append("")
+    if stage is not None and groups:
+        out += ["### RL improves on its own stage in every seed (PU: lower is better)", "",
+                "| | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]  # fmt: skip
+        for m in rows:
+            if m.checked:
+                cells = [improves(summaries[name], summaries["stage"], m) for name in groups]
+                out.append(f"| {m.label} | " + " | ".join(cells) + " |")
+        out.append("")
+    targets = ", ".join(f"{key.removeprefix('prompt_steer_frac_')} >= {t}" for key, t in TARGETS.items())
+    out += [f"### Seeds reaching the per-prompt targets (share of prompts steered, {targets}, every objective)", "",
+            "| | " + " | ".join(every) + " |", "|---" * (len(every) + 1) + "|"]  # fmt: skip
+    cells = []
+    for name in every:
+        met = [meets_targets(s, names) if names else None for s in summaries[name]]
+        cells.append("n/a" if None in met else f"{sum(met)}/{len(met)}")
+    out += ["| seeds | " + " | ".join(cells) + " |", ""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("folders", nargs="*", help="one method's folders, one per seed (without --method)")
+    parser.add_argument("--stage", nargs="+", help="the stage's evaluation folders, one per seed")
+    parser.add_argument("--method", nargs="+", action="append", default=[], metavar=("NAME", "FOLDER"),
+                        help="a method's name, then its folders, one per seed in the order of --stage")  # fmt: skip
+    args = parser.parse_args(argv)
+    groups = {group[0]: group[1:] for group in args.method}
+    if args.folders:
+        groups = {"runs": args.folders, **groups}
+    bad = [name for name, folders in groups.items() if not folders]
+    if bad or not (groups or args.stage):
+        parser.error(
+            f"give folders: --method NAME FOLDER... (no folders for {bad})" if bad else "give folders"
+        )
+    print(report(groups, args.stage))
 
 
 if __name__ == "__main__":

@@ -209,6 +209,11 @@ def headline(scalars: dict[str, float]) -> str:
     Example:
         >>> headline({"pu_seen": 0.2, "pu_unseen": 0.25, "spearman": 0.95, "max_gap": 0.4, "hypervolume": 0.4})
         'PU seen 0.2000 / unseen 0.2500, hypervolume 0.4000, Spearman 0.95, max gap 0.400 (lower PU is better)'
+        >>> headline({"pu_seen": 0.2, "pu_unseen": 0.25, "spearman": 0.95, "max_gap": 0.4, "hypervolume": 0.4,
+        ...           "prompt_steer_frac/a": 0.6, "prompt_steer_median/a": 0.55,
+        ...           "prompt_steer_frac/b": 0.7, "prompt_steer_median/b": 0.65})
+        'PU seen 0.2000 / unseen 0.2500, hypervolume 0.4000, Spearman 0.95, max gap 0.400,
+         prompts steered a 0.60 / b 0.70 (median Spearman 0.55 / 0.65) (lower PU is better)'
     """
     parts = [f"PU seen {scalars['pu_seen']:.4f} / unseen {scalars['pu_unseen']:.4f}"]
     if "pu_regret" in scalars:  # a task with a known front
@@ -218,8 +223,13 @@ def headline(scalars: dict[str, float]) -> str:
         parts.append(f"HV ratio {scalars['hv_ratio']:.3f} (ceiling {scalars['hv_ceiling']:.3f})")
     else:
         parts.append(f"hypervolume {scalars['hypervolume']:.4f}")
-    parts.append(f"Spearman {scalars['spearman']:.2f}, max gap {scalars['max_gap']:.3f} (lower PU is better)")
-    return ", ".join(parts)
+    parts.append(f"Spearman {scalars['spearman']:.2f}, max gap {scalars['max_gap']:.3f}")
+    steer = [key.split("/", 1)[1] for key in scalars if key.startswith("prompt_steer_frac/")]
+    if steer:  # per objective: the share of prompts that w steers, and the median per-prompt Spearman
+        parts.append("prompts steered " + " / ".join(f"{n} {scalars[f'prompt_steer_frac/{n}']:.2f}" for n in steer)
+                     + " (median Spearman " + " / ".join(f"{scalars[f'prompt_steer_median/{n}']:.2f}" for n in steer)
+                     + ")")  # fmt: skip
+    return ", ".join(parts) + " (lower PU is better)"
 
 
 TRACEBACK_ENV = "PARETO_LIGHTNING_TRACEBACK"

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from pareto_lightning.callbacks.front_summary import KnownFront, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
-from pareto_lightning.metrics import PreferenceSweep
+from pareto_lightning.metrics import PreferenceSweep, PromptSweep
 from pareto_lightning.rollout import SweepBatch
 
 _KEY = "trainer.callbacks[i].init_args"  # the ParetoEvaluation entry of the callbacks list
@@ -40,6 +40,7 @@ class SweepSummary:
     greedy: Tensor  # [M, K] mean reward of the greedy completions per weight
     sampled: Tensor  # [M, K] mean reward of the sampled completions per weight
     pu: Tensor  # [M] shortfall per weight of the points the front metrics use (lower is better)
+    prompt_points: Tensor  # [P, M, K] the front metrics' points per (prompt, weight), NaN where not evaluated
     scalars: dict[str, float]  # logged as val/<name>
     side_scalars: dict[str, float]  # the other points' metrics, logged as val_<other>/<name>
     num_generations: int  # sampled completions per (prompt, w)
@@ -52,11 +53,20 @@ class ParetoEvaluation(Callback):
     Per evaluation weight ``w``: the mean reward vector and the preference-utility shortfall (paper Eq. 1, lower is
     better), for greedy and sampled completions separately. Front metrics (hypervolume, Spearman correlation of
     ``w_k`` with ``r_k``, the largest gap between neighbouring points, and with a known front the PU regret, HV
-    ratio and its ceiling) use the greedy points by default: on a non-convex front the *mean* reward of a stochastic
-    policy can lie beyond the front (a 50/50 mix of two corners averages (0.5, 0.5)), so sampled means would flatter
-    a policy that merely randomizes between extremes.
+    ratio and its ceiling) and per-prompt steering use the greedy points by default: on a non-convex front the
+    *mean* reward of a stochastic policy can lie beyond the front (a 50/50 mix of two corners averages (0.5, 0.5)),
+    so sampled means would flatter a policy that merely randomizes between extremes.
 
-    Logged: ``val/pu``, ``val/pu_seen``, ``val/pu_unseen``, ``val/hypervolume``, ``val/spearman``, ``val/max_gap``
+    Per-prompt steering: the front metrics read one point per weight, averaged over the evaluation prompts, which
+    can steer while single prompts do not. ``val/prompt_steer_frac/<name>`` is the share of evaluation prompts whose
+    own Spearman correlation between ``w_k`` and ``r_k`` over the sweep is ``> prompt_steer_threshold``,
+    ``val/prompt_steer_median/<name>`` the median of those correlations (a prompt whose ``r_k`` does not change over
+    the sweep counts as 0: not steering).
+
+    Logged: ``val/pu``, ``val/pu_seen``, ``val/pu_unseen``, ``val/hypervolume``, ``val/spearman`` (the mean over
+    objectives; ``val/spearman_seen``, ``val/spearman_unseen`` over the seen or unseen weights), ``val/max_gap``,
+    per objective ``val/spearman/<name>``, ``val/prompt_steer_frac/<name>``, ``val/prompt_steer_median/<name>`` and
+    their ``_seen``/``_unseen`` versions (``val/spearman_unseen/<name>``; NaN where the sweep has no such weight)
     (+ ``val/pu_regret``, ``val/hv_ratio``, ``val/hv_ceiling`` with a known front), the same under ``val_sampled/``,
     the Pareto figure and a text table of samples. Files in the run's log directory: ``frontier.csv`` (columns
     ``w_1..w_K, seen, r_1..r_K, pu``), ``pareto_front.png``, ``samples.jsonl`` (the greedy completions of rank 0's
@@ -78,6 +88,8 @@ class ParetoEvaluation(Callback):
             finds any (kept in checkpoints; raw rewards before that, and always without a normalizer);
             ``"raw"``: the reward functions' own scale. A normalizer that keeps learning (``MaxScaler``'s running
             maximum) would otherwise score the same policy differently at every evaluation.
+        prompt_steer_threshold: a prompt steers objective ``k`` when its own Spearman over the sweep is above this
+            (default 0.5), a number in ``[-1, 1)``.
 
     Example:
         >>> ParetoEvaluation(ref_point=-0.1).front_from
@@ -93,6 +105,7 @@ class ParetoEvaluation(Callback):
         front_from: Literal["greedy", "sampled"] = "greedy",
         num_logged_samples: int = 8,
         yardstick: Literal["frozen_normalizer", "raw"] = "frozen_normalizer",
+        prompt_steer_threshold: float = 0.5,
     ) -> None:
         key = _KEY
         problems = []
@@ -102,12 +115,17 @@ class ParetoEvaluation(Callback):
             problems.append(f"`{key}.front_from` must be 'greedy' or 'sampled'; got {front_from!r}.")
         if yardstick not in ("frozen_normalizer", "raw"):
             problems.append(f"`{key}.yardstick` must be 'frozen_normalizer' or 'raw'; got {yardstick!r}.")
+        if isinstance(prompt_steer_threshold, bool) or not -1.0 <= prompt_steer_threshold < 1.0:
+            problems.append(
+                f"`{key}.prompt_steer_threshold` must be in [-1, 1); got {prompt_steer_threshold!r}."
+            )
         if problems:
             raise ValueError("invalid ParetoEvaluation configuration:\n  " + "\n  ".join(problems))
         self.mu, self.task, self.front_from, self.yardstick = mu, task, front_from, yardstick
         self.ideal_point = torch.as_tensor(ideal_point, dtype=torch.float64)
         self.ref_point = torch.as_tensor(ref_point, dtype=torch.float64)
         self.num_logged_samples = num_logged_samples
+        self.prompt_steer_threshold = float(prompt_steer_threshold)
         self.last_summary: SweepSummary | None = None
         # The frozen normalizer (a copy of the module's, statistics fixed) and where it was frozen; its state is
         # kept in checkpoints so a resumed run or a `validate` of a checkpoint measures on the same scale.
@@ -115,6 +133,7 @@ class ParetoEvaluation(Callback):
         self._frozen_state: dict[str, Any] | None = None
         self._frozen_step: int | None = None
         self._sweeps: dict[str, PreferenceSweep] = {}
+        self._prompt_sweeps: dict[str, PromptSweep] = {}
         self._samples: list[dict[str, Any]] = []
         self._num_generations = 0
         self._warned_partial = False
@@ -177,6 +196,8 @@ class ParetoEvaluation(Callback):
             name: PreferenceSweep(weights, mu=self.mu, ideal_point=self.ideal_point).to(pl_module.device)
             for name in ("greedy", "sampled")
         }
+        size = (len(trainer.datamodule.eval_prompts), *weights.shape)  # P, M, K
+        self._prompt_sweeps = {name: PromptSweep(*size).to(pl_module.device) for name in self._sweeps}
         self._samples = []
 
     on_test_epoch_start = on_validation_epoch_start
@@ -188,6 +209,10 @@ class ParetoEvaluation(Callback):
             return
         self._sweeps["greedy"].update(outputs.weight_index, self._measure(outputs.greedy))  # [b, K]
         self._sweeps["sampled"].update(outputs.weight_index, self._measure(outputs.sampled))  # [b, G, K]
+        # The data module's sweep batches carry each pair's prompt index next to its weight index.
+        for name, rewards in (("greedy", outputs.greedy), ("sampled", outputs.sampled)):  # [b, K], [b, G, K]
+            sweep = self._prompt_sweeps[name]
+            sweep.update(batch["prompt_index"], outputs.weight_index, self._measure(rewards))
         self._num_generations = outputs.sampled.shape[1]
         names = getattr(getattr(pl_module, "policy", None), "objective_names", None)
         for i, (p, c) in enumerate(zip(outputs.prompts, outputs.completions, strict=True)):
@@ -209,6 +234,7 @@ class ParetoEvaluation(Callback):
         dm = trainer.datamodule
         weights, seen = dm.eval_weights.double(), dm.eval_seen
         means = {name: sweep.compute() for name, sweep in self._sweeps.items()}  # summed over ranks
+        per_prompt = {name: sweep.compute().cpu() for name, sweep in self._prompt_sweeps.items()}  # [P, M, K]
         count = means["greedy"].count.cpu()  # [M] rows per weight
         # A partial sweep (`limit_val_batches`, `fast_dev_run`): the metrics cover the weights evaluated.
         done = count > 0  # [M]
@@ -216,10 +242,13 @@ class ParetoEvaluation(Callback):
             self._warn_partial(int(done.sum()), len(count), trainer)
         weights, seen = weights[done], seen[done]
         means = {n: m._replace(points=m.points.cpu()[done], pu=m.pu.cpu()[done]) for n, m in means.items()}
-        kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point)
-        main_m, side_m = means[self.front_from], means[self._other]
-        main = summarize_front(weights, seen, main_m.points, main_m.pu, **kw)
-        side = summarize_front(weights, seen, side_m.points, side_m.pu, **kw)
+        per_prompt = {n: p[:, done] for n, p in per_prompt.items()}  # [P, M', K]
+        names = getattr(getattr(pl_module, "policy", None), "objective_names", None)
+        kw = dict(ref_point=self.ref_point, task=self.task, mu=self.mu, ideal_point=self.ideal_point,
+                  names=names, steer_threshold=self.prompt_steer_threshold)  # fmt: skip
+        fronts = {n: summarize_front(weights, seen, m.points, m.pu, prompt_points=per_prompt[n], **kw)
+                  for n, m in means.items()}  # fmt: skip
+        main_m, main, side = means[self.front_from], fronts[self.front_from], fronts[self._other]
         for name, value in main.scalars.items():
             pl_module.log(f"val/{name}", value, sync_dist=False, rank_zero_only=False)
         for name, value in side.scalars.items():
@@ -227,10 +256,11 @@ class ParetoEvaluation(Callback):
         self.last_summary = SweepSummary(
             step=self.evaluated_step(trainer, pl_module), weights=weights, seen=seen,
             greedy=means["greedy"].points, sampled=means["sampled"].points, pu=main_m.pu,
+            prompt_points=per_prompt[self.front_from],
             scalars=main.scalars, side_scalars=side.scalars, num_generations=self._num_generations,
             yardstick=self.yardstick_description,
         )  # fmt: skip
-        self._sweeps = {}
+        self._sweeps, self._prompt_sweeps = {}, {}
         # ``trainer.log_dir`` broadcasts from rank 0 under a distributed strategy, so every rank asks for it.
         log_dir = trainer.log_dir or trainer.default_root_dir
         if trainer.is_global_zero:

@@ -1,4 +1,4 @@
-"""Metrics of the evaluation sweep: preference-utility shortfall, per-preference means and hypervolume.
+"""Metrics of the evaluation sweep: preference-utility shortfall, per-preference (and per-prompt) means, hypervolume.
 
 ``functional`` holds the plain-torch maths; the classes are thin ``torchmetrics.Metric`` wrappers that
 accumulate across batches and processes.
@@ -6,6 +6,7 @@ accumulate across batches and processes.
 
 from pareto_lightning.metrics.hypervolume import HypervolumeMetric
 from pareto_lightning.metrics.preference_utility import PreferenceUtility
+from pareto_lightning.metrics.prompt_sweep import PromptSweep
 from pareto_lightning.metrics.sweep import PreferenceSweep, SweepMeans
 
-__all__ = ["HypervolumeMetric", "PreferenceSweep", "PreferenceUtility", "SweepMeans"]
+__all__ = ["HypervolumeMetric", "PreferenceSweep", "PreferenceUtility", "PromptSweep", "SweepMeans"]

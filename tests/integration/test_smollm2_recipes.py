@@ -24,6 +24,7 @@ from smollm2_artifacts import REPO, build_tiny_smollm2
 
 from pareto_lightning import GRPOModule, LinearScalarization, MetaLoop, ParetoEvaluation, SmoothTchebycheff
 from pareto_lightning.cli import main
+from pareto_lightning.preferences import PAPER_EVAL_WEIGHTS, simplex_grid
 from pareto_lightning.rewards import TextstatScore
 
 RECIPES = sorted(glob.glob(str(REPO / "recipes" / "smollm2" / "*.yaml")))
@@ -39,7 +40,7 @@ SMALL = [  # a short run: 2 prompts x 3 weights to evaluate, no logger
 
 
 STAGE = ["--samples", "1", "--weights-per-prompt", "1", "--epochs", "1", "--batch-size", "64",
-         "--train-batch-size", "32", "--recipe", str(REPO / "recipes" / "smollm2" / "weighted_meta.yaml")]
+         "--train-batch-size", "32", "--recipe", str(REPO / "recipes" / "smollm2" / "weighted_meta.yaml")]  # fmt: skip
 """The preference stage on the tiny model: one completion per prompt and instruction, one epoch."""
 
 
@@ -122,8 +123,12 @@ def test_each_recipe_builds_its_method_on_the_saved_model(path, in_repo):
     assert all(isinstance(f, TextstatScore) for f in model.reward._functions)
     assert model.reward.normalizer is None
     data.setup("fit")
-    assert len(data.eval_prompts) == 30 and len(data.eval_weights) == 11
-    assert bool(data.eval_seen.all())  # the 11 evaluation weights are the training grid
+    # The 28 weights of the paper's Table 1: the 11 of the training grid are seen, the 17 others unseen.
+    assert len(data.eval_prompts) == 30 and torch.equal(data.eval_weights, PAPER_EVAL_WEIGHTS)
+    assert (
+        torch.equal(data.eval_weights[data.eval_seen], simplex_grid(2, 10))
+        and int((~data.eval_seen).sum()) == 17
+    )
     # Every evaluation prompt fits max_prompt_length under every weight with this tokenizer too.
     policy.check_prompt_lengths(data.eval_prompts, data.eval_weights, key="data.init_args.eval_prompts")
 
@@ -145,7 +150,9 @@ def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, on
     policy = cli.model.policy.model
     lora_b = [p for n, p in policy.named_parameters() if "lora_B" in n]
     assert lora_b and any(bool(p.ne(0).any()) for p in lora_b)  # the adapter trained (LoRA B starts at zero)
-    saved = load_file(in_repo / ".cache" / "pareto_lightning" / "smollm2-135m-preference" / "model.safetensors")
+    saved = load_file(
+        in_repo / ".cache" / "pareto_lightning" / "smollm2-135m-preference" / "model.safetensors"
+    )
     base = policy.get_base_model().state_dict()
     for name, weight in saved.items():  # the base did not
         assert torch.equal(base[name.replace("weight", "base_layer.weight")] if name not in base else base[name],
@@ -160,6 +167,9 @@ def test_the_recipe_trains_the_adapter_and_evaluates(path, in_repo, tmp_path, on
     assert all(0.0 <= float(r[k]) <= 1.0 for r in rows for k in ("r_1", "r_2"))
     samples = [json.loads(line) for line in open(run / "samples.jsonl")]
     assert set(samples[0]["rewards"]) == {"simplicity", "technicality"}
+    summary = json.loads((run / "summary.json").read_text())
+    for name in ("prompt_steer_frac", "prompt_steer_median", "spearman_seen"):  # per objective
+        assert {f"val/{name}/simplicity", f"val/{name}/technicality"} <= set(summary)
     # The checkpoint holds the adapter, not the frozen base; `validate` from it rebuilds the base from the
     # recipe's folder and evaluates the same policy (greedy: the same rows as the run's last evaluation).
     ckpt = run / "checkpoints" / "last.ckpt"
@@ -206,7 +216,9 @@ def test_the_preference_stage_without_its_base_names_the_flag_and_the_fetch_comm
     from pareto_lightning.models import preference_stage
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no model there
-    with pytest.raises(FileNotFoundError, match=r"`--base`: .*python -m pareto_lightning.models.smollm2 --out"):
+    with pytest.raises(
+        FileNotFoundError, match=r"`--base`: .*python -m pareto_lightning.models.smollm2 --out"
+    ):
         preference_stage.main(STAGE)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
+from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility, PromptSweep
 
 WORLD_SIZE = 2
 
@@ -57,6 +57,13 @@ def run_rank(rank: int, world_size: int, port: int, data_file: str, out_dir: str
     if rank == 0:
         hv3.update(data["points3"])
     result["hv3"] = hv3.compute().item()
+
+    # Per-(prompt, weight) means: the rows dealt round-robin, as the data module deals the sweep.
+    prompts, weights_index, rows = data["sweep_prompt"], data["sweep_weight"], data["sweep_rewards"]
+    mine = slice(rank, None, world_size)
+    sweep = PromptSweep(num_prompts=3, num_weights=4, num_objectives=2)
+    sweep.update(prompts[mine], weights_index[mine], rows[mine])
+    result["prompt_sweep"] = sweep.compute().tolist()
 
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
     dist.barrier()

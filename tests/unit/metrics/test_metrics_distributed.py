@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import pareto_lightning
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
+from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility, PromptSweep
 from pareto_lightning.metrics.functional import hypervolume, preference_utility
 
 WORKER = Path(__file__).with_name("metrics_dist_worker.py")
@@ -40,6 +40,15 @@ def _data() -> dict[str, torch.Tensor | int]:
         "pu_cut": 11,
         "points2": points2,
         "points3": points3,
+        # A 3-prompt x 4-weight sweep without the pair (2, 3), G = 2: its 11 pairs twice over, so that the two rows
+        # of each pair go to different ranks.
+        "sweep_prompt": torch.tensor(
+            [p for _ in range(2) for w in range(4) for p in range(3) if (p, w) != (2, 3)]
+        ),
+        "sweep_weight": torch.tensor(
+            [w for _ in range(2) for w in range(4) for p in range(3) if (p, w) != (2, 3)]
+        ),
+        "sweep_rewards": torch.rand(22, 2, 2, generator=g, dtype=torch.float64),
     }
 
 
@@ -81,3 +90,16 @@ def test_hypervolume_two_processes_match_single_process(two_rank_results) -> Non
     for res in results:
         assert res["hv2"] == pytest.approx(expected2, rel=1e-6)  # float32 states
         assert res["hv3"] == pytest.approx(expected3, rel=1e-12)  # float64 states, rank 1 saw nothing
+
+
+@pytest.mark.slow
+def test_prompt_sweep_two_processes_match_single_process(two_rank_results) -> None:
+    data, results = two_rank_results
+    single = PromptSweep(num_prompts=3, num_weights=4, num_objectives=2)
+    single.update(data["sweep_prompt"], data["sweep_weight"], data["sweep_rewards"])
+    expected = single.compute()  # [3, 4, 2]
+    assert expected[2, 3].isnan().all() and not expected[:, :3].isnan().any()  # (2, 3) not evaluated
+    for res in results:
+        torch.testing.assert_close(
+            torch.tensor(res["prompt_sweep"], dtype=torch.float64), expected, equal_nan=True
+        )
