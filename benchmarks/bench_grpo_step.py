@@ -14,6 +14,11 @@ The grid (every combination; filter it with ``--models``, ``--threads``, ``--len
 * and, when selected (``--models smollm2``; it needs ``python -m pareto_lightning.models.smollm2`` first), the
   real SmolLM2-135M-Instruct with the LoRA adapter of ``recipes/smollm2/`` on every side.
 
+Our side runs once per generation backend of ``--backends`` (``grpo_step/backends.py``; default: only
+``default``, the policy's ``HFGeneration``): each backend is one more column of every cell, run in the same
+rounds as the other sides, with the ratio ``ours/<backend>`` (above 1: faster than the default backend) and
+the seconds of each run's first step, where a compiling backend compiles.
+
 Every step of every side does the same work (``grpo_step/workload.py``): 4 prompts x 4 completions, the
 same reward code, GRPO with one update per rollout, AdamW; TRL is set to float32, no gradient
 checkpointing and no clipping, unlike its defaults (``grpo_step/trl_side.py``; the optional side
@@ -32,7 +37,9 @@ Runs (2 cores; needs ``pip install -e ".[bench]"``):
   an idle 2-core machine, nearly all of it the 135M model; ``--models tiny`` takes about 3 minutes). Run it
   on an otherwise idle machine: with other processes on the cores, OpenMP threads wait on each other and
   2-thread cells slow down many times over, unevenly between sides (cells measured under load are marked);
-* smoke run: ``python benchmarks/bench_grpo_step.py --quick --models tiny --threads 1 --betas 0``.
+* smoke run: ``python benchmarks/bench_grpo_step.py --quick --models tiny --threads 1 --betas 0``;
+* backends: ``python benchmarks/bench_grpo_step.py --quick --threads 1 --betas 0 --sides ours
+  --backends default,static,static_eager,continuous`` (the 135M cells with compilation take several minutes).
 """
 
 from __future__ import annotations
@@ -55,12 +62,19 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from grpo_step.backends import BACKENDS, parse_backends, side_key  # noqa: E402
 from grpo_step.bare import run_bare  # noqa: E402
 from grpo_step.measure import SideRun, length_problem, summarize  # noqa: E402
 from grpo_step.models import MODELS, prepare  # noqa: E402
 from grpo_step.ours import run_ours  # noqa: E402
 from grpo_step.phases import profile  # noqa: E402
-from grpo_step.report import cell_ratios, goal_summary, grid_table, profile_table  # noqa: E402
+from grpo_step.report import (  # noqa: E402
+    cell_ratios,
+    first_step_table,
+    goal_summary,
+    grid_table,
+    profile_table,
+)
 from grpo_step.trl_side import run_trl  # noqa: E402
 from grpo_step.workload import LENGTHS, NEW_TOKENS, NUM_GENERATIONS, NUM_PROMPTS, Cell, grid  # noqa: E402
 
@@ -88,16 +102,37 @@ def parse_args() -> argparse.Namespace:
         "--steps", type=int, help=f"steps per run, warm-up included (default per model {STEPS})"
     )
     parser.add_argument("--warmup", type=int, help="first steps of every run left out")
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["default"],
+        help=f"generation backends of our side: {sorted(BACKENDS)}",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="runs per side and cell (the order alternates)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 steps (1 warm-up), 1 round")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-phase profile")
     parser.add_argument("--json", metavar="OUT", help="save every number (per step) to this JSON file")
     args = parser.parse_args()
+    args.backends = parse_backends(args.backends)
+    if "ours" in args.sides:  # one column of ours per backend, next to the default's
+        at = args.sides.index("ours") + 1
+        args.sides[at:at] = [side_key(b) for b in args.backends[1:]]
+    for backend in args.backends[1:]:
+        RUNNERS[side_key(backend)] = backend_runner(backend)
     if args.quick:
         args.steps = args.steps or 3
         args.warmup = 1 if args.warmup is None else args.warmup
         args.rounds = 1
     return args
+
+
+def backend_runner(backend: str):
+    """Our side with the generation backend ``backend``."""
+
+    def run(folder: str, cell: Cell, steps: int, seed: int) -> SideRun:
+        return run_ours(folder, cell, steps, seed, backend=backend)
+
+    return run
 
 
 def steps_for(model: str, args: argparse.Namespace) -> tuple[int, int]:
@@ -196,6 +231,7 @@ def main() -> None:
     print(grid_table(records, args.sides, "wall"))
     print("\n" + goal_summary(records) + "\n")
     print(grid_table(records, args.sides, "cpu"))
+    print("\n" + first_step_table(records, args.sides))
     for p in profiles:
         if "error" in p["phases"]:
             print(f"\nprofile {p['key']} failed: {p['phases']['error']}")

@@ -18,6 +18,7 @@ from pareto_lightning import GRPOModule, PreferencePromptDataModule
 from pareto_lightning.policy import PreferencePolicy
 from pareto_lightning.tasks import LexiconPrompts
 
+from .backends import BACKENDS
 from .measure import Clock, SideRun
 from .workload import (
     LEARNING_RATE,
@@ -54,8 +55,11 @@ def lightning_trainer(steps: int, callbacks: list[pl.Callback]) -> pl.Trainer:
     )  # fmt: skip
 
 
-def build_ours(folder: str, cell: Cell) -> tuple[GRPOModule, PreferencePromptDataModule]:
-    """Our module and data module for ``cell``, the model loaded from ``folder``."""
+def build_ours(
+    folder: str, cell: Cell, backend: str = "default"
+) -> tuple[GRPOModule, PreferencePromptDataModule]:
+    """Our module and data module for ``cell``, the model loaded from ``folder``, generating with ``backend``
+    (a key of :data:`~.backends.BACKENDS`)."""
     reward, scalarizer = utility_function()
     policy = PreferencePolicy(
         folder,
@@ -64,6 +68,7 @@ def build_ours(folder: str, cell: Cell) -> tuple[GRPOModule, PreferencePromptDat
         temperature=1.0,
         top_p=1.0,
         lora=lora_config() if cell.lora else None,
+        generation=BACKENDS[backend](),
     )
     policy.model.generation_config.min_new_tokens = NEW_TOKENS if cell.forced else None
     module = GRPOModule(
@@ -96,6 +101,7 @@ def run_ours(
     seed: int,
     callbacks: list[pl.Callback] | None = None,
     prepare: Callable[[GRPOModule], None] | None = None,
+    backend: str = "default",
 ) -> SideRun:
     """Train ``steps`` steps of ``cell`` and return what was measured.
 
@@ -106,10 +112,14 @@ def run_ours(
         seed: ``seed_everything`` seed (sampling, data order).
         callbacks: more callbacks for the trainer (the phase profile adds one).
         prepare: called with the module before training (the phase profile wraps its methods).
+        backend: the policy's generation backend, a key of :data:`~.backends.BACKENDS`.
     """
     torch.set_num_threads(cell.threads)
+    # Every run compiles its own model afresh: compiled frames of earlier runs' models would count towards
+    # torch.compile's recompile limit, past which it falls back to eager code without saying so.
+    torch._dynamo.reset()
     pl.seed_everything(seed, verbose=False)
-    module, data = build_ours(folder, cell)
+    module, data = build_ours(folder, cell, backend)
     run = SideRun()
     record_completions(module.policy, run)
     if prepare is not None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .measure import ratio
 
-SIDE_NAMES = {"ours": "ours", "trl": "TRL", "bare": "limit", "trl_defaults": "TRL-def"}
-"""Side key -> column name (``bare`` is the limit column)."""
+SIDE_NAMES = {
+    "ours": "ours", "trl": "TRL", "bare": "limit", "trl_defaults": "TRL-def", "ours_static": "static",
+    "ours_static_eager": "st-eag", "ours_continuous": "cb",
+}  # fmt: skip
+"""Side key -> column name (``bare`` is the limit column; ``ours`` runs the default generation backend, the
+``ours_<backend>`` sides the other backends)."""
 
 TRL_GOAL, LIMIT_GOAL = 1.5, 1.2
 
@@ -20,7 +24,8 @@ RATIO_COLUMNS = (
 
 
 def cell_ratios(summaries: dict[str, dict[str, float]], clock: str = "wall") -> dict[str, float | None]:
-    """TRL / ours and ours / limit (and TRL-with-defaults / ours) per step and per generated token.
+    """TRL / ours and ours / limit (and TRL-with-defaults / ours) per step and per generated token, and for
+    every other generation backend ``ours / ours_<backend>`` (above 1: the backend is faster than the default).
 
     Args:
         summaries: side key -> :func:`~.measure.summarize` output.
@@ -32,6 +37,8 @@ def cell_ratios(summaries: dict[str, dict[str, float]], clock: str = "wall") -> 
         >>> r = cell_ratios(s)
         >>> r["trl/ours step"], r["trl/ours token"], r["ours/limit token"], r["trl_defaults/ours step"]
         (1.5, 2.0, 2.0, None)
+        >>> cell_ratios({**s, "ours_static": {"wall_step": 1.0, "wall_token": 0.1}})["ours/ours_static step"]
+        2.0
     """
 
     def get(side: str, unit: str) -> float | None:
@@ -42,7 +49,19 @@ def cell_ratios(summaries: dict[str, dict[str, float]], clock: str = "wall") -> 
         out[f"trl/ours {unit}"] = ratio(get("trl", unit), get("ours", unit))
         out[f"ours/limit {unit}"] = ratio(get("ours", unit), get("bare", unit))
         out[f"trl_defaults/ours {unit}"] = ratio(get("trl_defaults", unit), get("ours", unit))
+        for side in backend_sides(summaries):
+            out[f"ours/{side} {unit}"] = ratio(get("ours", unit), get(side, unit))
     return out
+
+
+def backend_sides(sides: Iterable[str]) -> list[str]:
+    """The sides that run our module with another generation backend than the default.
+
+    Example:
+        >>> backend_sides(["ours", "ours_static", "trl"])
+        ['ours_static']
+    """
+    return [s for s in sides if s.startswith("ours_")]
 
 
 def goal_marks(ratios: dict[str, float | None]) -> str:
@@ -77,6 +96,8 @@ def grid_table(cells: Sequence[dict], sides: Sequence[str], clock: str = "wall")
     """
     names = [SIDE_NAMES[s] for s in sides]
     ratio_cols = [(key, title) for key, title, side in RATIO_COLUMNS if side in sides and "ours" in sides]
+    if "ours" in sides:
+        ratio_cols += [(f"ours/{side}", f"ours/{SIDE_NAMES[side]}") for side in backend_sides(sides)]
     w_time, w_tok, w_ratio = 9 * len(names), 8 * len(names), 13
     head1 = f"{'cell':<24} | {'s/step (' + clock + ')':^{w_time}} | {'tokens/step':^{w_tok}}"
     head2 = f"{'':<24} | " + "".join(f"{n:>9}" for n in names) + " | " + "".join(f"{n:>8}" for n in names)
@@ -92,7 +113,7 @@ def grid_table(cells: Sequence[dict], sides: Sequence[str], clock: str = "wall")
         )
         row += " | " + "".join(f"{_num(s.get(x, {}).get('tokens_step'), '.1f'):>8}" for x in sides)
         for key, _ in ratio_cols:
-            step, token = _num(r[key + " step"], ".2f") + "x", _num(r[key + " token"], ".2f") + "x"
+            step, token = _num(r.get(key + " step"), ".2f") + "x", _num(r.get(key + " token"), ".2f") + "x"
             row += f" | {step:>6} {token:>6}"
         row += " | " + goal_marks(r)
         if cell["notes"]:
@@ -125,4 +146,23 @@ def profile_table(title: str, phases: dict[str, dict[str, float]]) -> str:
         other = limit.get(name)
         diff = "" if other is None else f"{ms - other:13.2f}"
         lines.append(f"  {name:<38} {ms:9.2f} {100 * ms / total:5.1f}% {_num(other, '9.2f'):>9} {diff}")
+    return "\n".join(lines)
+
+
+def first_step_table(cells: Sequence[dict], sides: Sequence[str]) -> str:
+    """Seconds of the first step of each run (median over runs): a compiling backend compiles there.
+
+    Args:
+        cells: records with ``key`` and ``runs`` (side -> list of runs, each with its per-step ``wall``).
+        sides: the side keys measured, in column order.
+    """
+    names = [SIDE_NAMES[s] for s in sides]
+    lines = [f"{'first step, s (wall)':<24} | " + "".join(f"{n:>9}" for n in names)]
+    lines.append("-" * len(lines[0]))
+    for cell in cells:
+        row = f"{cell['key']:<24} | "
+        for side in sides:
+            firsts = sorted(run["wall"][0] for run in cell["runs"].get(side, []) if run["wall"])
+            row += f"{_num(firsts[len(firsts) // 2] if firsts else None, '.2f'):>9}"
+        lines.append(row)
     return "\n".join(lines)
