@@ -49,18 +49,59 @@ def token_log_probs(logits: Tensor, targets: Tensor, temperature: float = 1.0) -
         )
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:
         raise TypeError(f"`targets` must hold integer token ids (torch.long); got dtype {targets.dtype}.")
-    picked = logits.gather(-1, targets.unsqueeze(-1).long()).squeeze(-1).float() / temperature  # [N, T]
+    targets = targets.long()
     if logits.shape[0] == 0:
-        return picked
+        return logits.new_zeros(targets.shape, dtype=torch.float32)
     # One sequence at a time: the float32 temporary of ``row / temperature`` is [T, V], never [N, T, V].
-    normalizer = torch.stack([torch.logsumexp(_scaled(row, temperature), dim=-1) for row in logits])  # [N, T]
-    return picked - normalizer
+    rows = zip(logits, targets, strict=True)
+    return torch.stack([rows_log_probs(row, y, temperature)[0] for row, y in rows])  # [N, T]
 
 
-def _scaled(row: Tensor, temperature: float) -> Tensor:
-    """``row / temperature`` in float32; no copy for a float32 row at temperature 1."""
-    row = row.float()  # [T, V]
-    return row if temperature == 1.0 else row / temperature
+def rows_log_probs(
+    logits: Tensor, targets: Tensor, temperature: float, overwrite: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``log_softmax(logits / temperature)[y]`` of ``R`` rows, and each row's normalizer, in float32.
+
+    The one place the formula ``z[y] / tau - logsumexp(z / tau)`` lives; :func:`token_log_probs` applies it one
+    sequence at a time, :func:`~pareto_lightning.losses.chunked_logprobs.chunked_token_log_probs` one chunk of
+    tokens at a time (and keeps the normalizer for its backward pass). No input checks: callers check once.
+
+    Args:
+        logits: ``[R, V]`` logits (any float dtype).
+        targets: ``[R]`` long token ids.
+        temperature: softmax temperature, > 0.
+        overwrite: the caller gives up ``logits`` (no autograd): they are scaled and exponentiated in place, so
+            the only ``[R, V]`` float32 buffer is their own (or their float32 copy). False keeps them intact.
+
+    Returns:
+        ``([R] log-probs, [R] logsumexp(logits / temperature))``, both float32.
+
+    Example:
+        >>> logits = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))  # [R=1, V=3]
+        >>> logp, normalizer = rows_log_probs(logits, torch.tensor([1]), 1.0)
+        >>> logp.exp(), normalizer.abs() < 1e-6
+        (tensor([0.2500]), tensor([True]))
+    """
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).float() / temperature  # [R]
+    scaled = scaled_logits(logits, temperature, overwrite)  # [R, V] float32
+    normalizer = _logsumexp_(scaled) if overwrite else torch.logsumexp(scaled, dim=-1)  # [R]
+    return picked - normalizer, normalizer
 
 
-__all__ = ["token_log_probs"]
+def scaled_logits(logits: Tensor, temperature: float, overwrite: bool = False) -> Tensor:
+    """``logits / temperature`` in float32; no copy for float32 logits at temperature 1, nor with ``overwrite``
+    (float32 ``logits`` are then divided in place)."""
+    scaled = logits.float()  # [R, V]: the logits themselves when float32, else a copy
+    if temperature == 1.0:
+        return scaled
+    return scaled.div_(temperature) if overwrite else scaled / temperature
+
+
+def _logsumexp_(scaled: Tensor) -> Tensor:
+    """``torch.logsumexp(scaled, -1)`` without ``[R, V]`` temporaries: ``scaled`` becomes ``exp(scaled - max)``."""
+    top = scaled.amax(-1, keepdim=True)  # [R, 1]
+    top = top.masked_fill(top.isinf(), 0.0)  # as torch.logsumexp does for rows whose maximum is infinite
+    return scaled.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(-1))  # [R]
+
+
+__all__ = ["rows_log_probs", "scaled_logits", "token_log_probs"]
