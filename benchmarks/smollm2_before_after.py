@@ -1,10 +1,11 @@
-"""SmolLM2-135M-Instruct before and after training: the 11-weight sweep and a Table-2 view on real text.
+"""SmolLM2-135M-Instruct before and after training: the recipe's sweep and a Table-2 view on real text.
 
 Runs the recipe's own evaluation (``validate``) on the untrained base and on a trained checkpoint, then
 ``predict`` on a few evaluation prompts at a few weights for both, and prints markdown tables:
 
-- per weight ``(1, 0) ... (0, 1)``: the mean greedy reward of each objective over the evaluation prompts;
-- per objective, the Spearman correlation between ``w_k`` and ``r_k``; the hypervolume; the mean preference utility;
+- per evaluation weight (the 28 of Table 1): the mean greedy reward of each objective over the evaluation prompts;
+- per objective, the Spearman correlation between ``w_k`` and ``r_k`` (all, seen and unseen weights) and the share
+  of prompts it steers; the hypervolume; the mean preference utility (all, seen, unseen);
 - the Table-2 sweep: the greedy completion and its rewards, base and trained side by side.
 
     python recipes/train.py fit --config recipes/smollm2/weighted_grpo.yaml --trainer.default_root_dir=runs/smol
@@ -65,13 +66,22 @@ def sweep_table(names: list[str], base: tuple, trained: tuple) -> str:
     lines = [f"| w | {head} |", "|---" * (1 + 2 * len(names)) + "|"]
     for i in range(len(w)):
         cells = [f"{x:.3f}" for x in (*r0[i].tolist(), *r1[i].tolist())]
-        lines.append(f"| ({', '.join(f'{x:.1f}' for x in w[i].tolist())}) | " + " | ".join(cells) + " |")
+        lines.append(f"| ({', '.join(f'{x:.2f}' for x in w[i].tolist())}) | " + " | ".join(cells) + " |")
     lines += ["", "| | base | trained |", "|---|---|---|"]
     for k, name in enumerate(names):
         rho = [float(spearman_correlation(w[:, k], r[:, k])) for r in (r0, r1)]
         lines.append(f"| Spearman(w_{name}, r_{name}) | {rho[0]:.2f} | {rho[1]:.2f} |")
-    for key, label in (("val/hypervolume", "hypervolume"), ("val/pu", "PU (lower is better)")):
-        lines.append(f"| {label} | {s0[key]:.4f} | {s1[key]:.4f} |")
+    # Written by evaluations that report them: the seen/unseen split and per-prompt steering (share of prompts
+    # whose own Spearman is > 0.5, median per-prompt Spearman).
+    split = [(f"val/{key}/{n}", f"{label} ({n})", 2) for key, label in (
+        ("spearman_seen", "Spearman, seen weights"), ("spearman_unseen", "Spearman, unseen weights"),
+        ("prompt_steer_frac", "prompts steered"), ("prompt_steer_frac_seen", "prompts steered, seen weights"),
+        ("prompt_steer_frac_unseen", "prompts steered, unseen weights"),
+        ("prompt_steer_median", "median per-prompt Spearman")) for n in names]  # fmt: skip
+    for key, label, digits in [*split, ("val/hypervolume", "hypervolume", 4), ("val/pu", "PU (lower is better)", 4),
+                               ("val/pu_seen", "PU seen", 4), ("val/pu_unseen", "PU unseen", 4)]:  # fmt: skip
+        if key in s0 and key in s1:
+            lines.append(f"| {label} | {s0[key]:.{digits}f} | {s1[key]:.{digits}f} |")
     return "\n".join(lines)
 
 
@@ -105,8 +115,11 @@ def main() -> None:
     parser.add_argument("--config", default="recipes/smollm2/weighted_grpo.yaml")
     parser.add_argument("--ckpt", help="the trained run's checkpoint (not needed with --base-only)")
     parser.add_argument("--base-only", action="store_true", help="run the base's evaluations only, then stop")
-    parser.add_argument("--base-model", help="evaluate this model folder as the base (default: the recipe's model, "
-                        "the checkpoint's starting point)")
+    parser.add_argument(
+        "--base-model",
+        help="evaluate this model folder as the base (default: the recipe's model, "
+        "the checkpoint's starting point)",
+    )
     parser.add_argument("--out", default="benchmarks/out/smollm2")
     parser.add_argument("--prompts", type=int, default=3, help="evaluation prompts in the Table-2 view")
     parser.add_argument("--threads", type=int, default=1)
@@ -121,7 +134,9 @@ def main() -> None:
     base_extra = [f"--model.init_args.policy.init_args.model={args.base_model}"] if args.base_model else []
     for side, path in (("base", None), ("trained", ckpt))[: 1 if args.base_only else 2]:
         extra_side = extra + (base_extra if side == "base" else [])
-        logs[side] = run("validate", config, os.path.join(out, f"{side}_sweep"), path, extra_side, args.threads)
+        logs[side] = run(
+            "validate", config, os.path.join(out, f"{side}_sweep"), path, extra_side, args.threads
+        )
         table2 = [f"--data.init_args.eval_weights={TABLE2_WEIGHTS}",
                   f"--data.init_args.num_eval_prompts={args.prompts}"]  # fmt: skip
         logs[side + "_predict"] = run("predict", config, os.path.join(out, f"{side}_predict"), path,

@@ -9,6 +9,16 @@ folder ``i``::
         --method Weighted-Meta-GRPO runs/i25/meta_s{0,1,2} --method Weighted-GRPO runs/i25/wgrpo_s{0,1,2} \\
         --method Grid-GRPO runs/i25/grid_s{0,1,2}
 
+The folders of seed ``s`` (one thread each: ``OMP_NUM_THREADS=1``; ``M`` is the stage's folder)::
+
+    python -m pareto_lightning.models.preference_stage --seed $s --out M
+    python recipes/train.py validate --config recipes/smollm2/weighted_meta.yaml --seed_everything=$s \\
+        --model.init_args.policy.init_args.model=M --trainer.default_root_dir=runs/i25/stage_s$s
+    python recipes/train.py fit --config recipes/smollm2/weighted_meta.yaml --seed_everything=$s \\
+        --data.init_args.seed=$s --model.init_args.policy.init_args.model=M --trainer.default_root_dir=runs/i25/meta_s$s
+
+and the same ``fit`` with ``weighted_grpo.yaml`` (``wgrpo_s$s``) and ``grid_grpo.yaml`` (``grid_s$s``).
+
 Prints markdown: per method a table of every seed and the mean ± std (sample standard deviation) of the Spearman
 correlation of ``w_k`` with ``r_k`` on the seen and on the unseen weights, hypervolume, PU (all, seen, unseen;
 lower is better), the share of prompts whose own Spearman is > 0.5 (all, seen, unseen weights) and the median

@@ -118,11 +118,11 @@ def prompt_steerability(rewards: Any, weights: Any, threshold: float = 0.5) -> P
         raise ValueError(f"`threshold` must be a number in [-1, 1); got {threshold!r}.")
     rho = prompt_spearman(rewards, weights)  # [P, K]
     counted = ~rho.isnan()  # [P, K]
-    fraction = (rho > threshold).sum(0) / counted.sum(0)  # [K], 0 / 0 = NaN with no prompt evaluated
+    fraction = (rho > threshold).sum(0).double() / counted.sum(0)  # [K], 0 / 0 = NaN with no prompt evaluated
     median = (
         torch.nanquantile(rho, 0.5, dim=0) if rho.numel() else torch.full_like(fraction, float("nan"))
     )  # [K]
-    return PromptSteering(fraction=fraction.double(), median=median, per_prompt=rho)
+    return PromptSteering(fraction=fraction, median=median, per_prompt=rho)
 
 
 __all__ = ["PromptSteering", "prompt_spearman", "prompt_steerability"]

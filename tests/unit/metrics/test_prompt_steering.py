@@ -29,7 +29,10 @@ def test_hand_worked_three_prompts() -> None:
         s.per_prompt, torch.tensor([[1.0, 1.0], [0.0, 0.5], [-1.0, -1.0]], dtype=torch.float64)
     )
     # > 0.5 is strict: only the first prompt steers either objective.
-    torch.testing.assert_close(s.fraction, torch.tensor([1 / 3, 1 / 3], dtype=torch.float64))
+    assert s.fraction.dtype == torch.float64 and s.fraction.tolist() == [
+        1 / 3,
+        1 / 3,
+    ]  # exact, not via float32
     torch.testing.assert_close(s.median, torch.tensor([0.0, 0.5], dtype=torch.float64))
     # A lower threshold counts the second prompt's 0.5 for objective 2.
     torch.testing.assert_close(prompt_steerability(r, W3, threshold=0.4).fraction[1].item(), 2 / 3)
