@@ -21,7 +21,8 @@ and the same ``fit`` with ``weighted_grpo.yaml`` (``wgrpo_s$s``) and ``grid_grpo
 
 Prints markdown: per method a table of every seed and the mean ± std (sample standard deviation) of the Spearman
 correlation of ``w_k`` with ``r_k`` on the seen and on the unseen weights, hypervolume, PU (all, seen, unseen;
-lower is better), the share of prompts whose own Spearman is > 0.5 (all, seen, unseen weights) and the median
+lower is better), the largest gap between neighbouring front points (points gathered at the corners leave a
+large one), the share of prompts whose own Spearman is > 0.5 (all, seen, unseen weights) and the median
 per-prompt Spearman; then the methods side by side, whether each method improves on its own stage in every seed
 (one line per metric), and how many seeds reach the per-prompt targets (>= 0.8 of the prompts on seen weights and
 >= 0.7 on unseen ones, both objectives). Values a summary lacks (an evaluation written before a metric existed)
@@ -57,7 +58,8 @@ def metrics(names: list[str]) -> list[Metric]:
     rows += [Metric(f"Spearman {split} ({n})", f"val/spearman_{split}/{n}", True, 2)
              for split in ("seen", "unseen") for n in names]  # fmt: skip
     rows += [Metric("hypervolume", "val/hypervolume", True, 4), Metric("PU (lower is better)", "val/pu", False, 4),
-             Metric("PU seen", "val/pu_seen", False, 4), Metric("PU unseen", "val/pu_unseen", False, 4)]  # fmt: skip
+             Metric("PU seen", "val/pu_seen", False, 4), Metric("PU unseen", "val/pu_unseen", False, 4),
+             Metric("max gap (largest hole in the front)", "val/max_gap", False, 3, checked=False)]  # fmt: skip
     for n in names:
         rows += [Metric(f"prompts steered, all weights ({n})", f"val/prompt_steer_frac/{n}", True, 2),
                  Metric(f"prompts steered, seen ({n})", f"val/prompt_steer_frac_seen/{n}", True, 2),
@@ -111,7 +113,7 @@ def seed_table(title: str, folders: list[str], summaries: list[dict], rows: list
     for m in rows:
         values = [value(s, m.key) for s in summaries]
         out.append(f"| {m.label} | " + " | ".join(fmt(v, m.decimals) for v in values)
-                   + f" | {mean_std(values, m.decimals) if m.checked else ''} |")  # fmt: skip
+                   + f" | {mean_std(values, m.decimals) if m.key != 'step' else ''} |")  # fmt: skip
     out += [""] + [f"seed {i}: {f}" for i, f in enumerate(folders)] + [""]
     return out
 

@@ -17,6 +17,7 @@ def _summary(step, sp_seen, sp_unseen, hv, pu, frac, frac_seen, frac_unseen, med
         "val/pu": pu,
         "val/pu_seen": pu - 0.01,
         "val/pu_unseen": pu + 0.01,
+        "val/max_gap": 0.1,
     }
     for k, n in enumerate(NAMES):
         values = {"spearman_seen": sp_seen, "spearman_unseen": sp_unseen, "prompt_steer_frac": frac,
@@ -75,7 +76,9 @@ def test_seeds_means_and_the_improvement_lines(tmp_path):
     assert _row(out, "hypervolume", checks) == ["yes (2/2)", "no (1/2; not in seed 1)"]
     assert _row(out, "PU (lower is better)", checks) == ["yes (2/2)", "no (1/2; not in seed 0)"]
     assert _row(out, "prompts steered, seen (simplicity)", checks) == ["yes (2/2)", "yes (2/2)"]
-    assert "step" not in [line.split("|")[1].strip() for line in out[checks:] if line.startswith("| ")]
+    assert _row(out, "max gap (largest hole in the front)", a_at) == ["0.100", "0.100", "0.100 ± 0.000"]
+    checked = [line.split("|")[1].strip() for line in out[checks:] if line.startswith("| ")]
+    assert "step" not in checked and "max gap (largest hole in the front)" not in checked
     # Targets: seen >= 0.8 and unseen >= 0.7 for both objectives (A seed 0 has 0.79 seen for technicality).
     assert _row(out, "seeds", checks) == ["0/2", "1/2", "1/2"]
 
