@@ -43,6 +43,13 @@ class StaticCacheGeneration(GenerationBackend):
     same batch size. Greedy completions equal :class:`HFGeneration`'s token for token; sampling uses the same
     logits processors (the policy's ``FiniteLogitsGuard`` included) and the same sampler.
 
+    On a CPU, where decoding is bound by arithmetic rather than launches, it does not pay: the padding of the
+    prompts to a bucket and attention over the whole static cache are extra work. Measured on one core with a
+    random SmolLM2-135M (16 completions of 16 tokens, 23-token prompts): 3.1 s per rollout with
+    :class:`HFGeneration`, 5.0 s compiled with 64-token buckets, 3.5 s with 16-token buckets, 3.7 s without
+    compiling; a whole GRPO step took about 1.15x the CPU time of the default's (``benchmarks/bench_grpo_step.py
+    --backends default,static``).
+
     Args:
         prompt_bucket: left-pad prompts to a multiple of this many tokens (never past what the model holds:
             ``max_position_embeddings - max_new_tokens``), so the compiled graph is reused from rollout to
