@@ -18,6 +18,7 @@ from pareto_lightning.algorithms.guard import GradientGuard, GradNaNPolicy
 from pareto_lightning.algorithms.reuse import RolloutReuse, ScoredRollout
 from pareto_lightning.checkpointing import RUN_SIGNATURE_KEY, leave_out_of_checkpoints, resume_problems
 from pareto_lightning.conditioning import weight_decimals_problem
+from pareto_lightning.data.contract import preference_data
 from pareto_lightning.finite import use_safe_attention_kernels
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
@@ -160,13 +161,18 @@ class PreferenceAlignmentModule(pl.LightningModule):
         # training weight of a grid, checked now rather than when it is first drawn, hours into training (the data
         # module is set up before the module). On the continuous simplex the training prompts are checked under
         # the evaluation weights now, and each again when drawn.
-        dm = self._trainer.datamodule if self._trainer is not None else None
-        prompts, weights = getattr(dm, "eval_prompts", None), getattr(dm, "eval_weights", None)
-        train, support = getattr(dm, "train_prompts", None), getattr(dm, "train_support", None)
+        data = preference_data(self._trainer)  # refuses a data module without the contract
+        if data is None:  # used without a data module: nothing to check ahead
+            return
+        prompts, weights = data.eval_prompts, data.eval_weights
+        train, support = data.train_prompts, data.train_support
         decimals = self.policy.weight_decimals
         problems = [
             weight_decimals_problem(w, decimals, key)
-            for w, key in ((weights, "data.init_args.eval_weights"), (support, "data.init_args.grid_divisions"))
+            for w, key in (
+                (weights, "data.init_args.eval_weights"),
+                (support, "data.init_args.grid_divisions"),
+            )
             if w is not None and (stage == "fit" or w is weights)
         ]
         if any(problems):
@@ -238,7 +244,9 @@ class PreferenceAlignmentModule(pl.LightningModule):
                 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
                 rank_zero_warn(
-                    "the checkpoint was written by another training setup:\n  " + "\n  ".join(problems) + "\nits "
+                    "the checkpoint was written by another training setup:\n  "
+                    + "\n  ".join(problems)
+                    + "\nits "
                     "weights are evaluated with this config's module, rewards and sweep, and the run's config.yaml "
                     "records this config (`model.class_path`, ...), not the checkpoint's."
                 )

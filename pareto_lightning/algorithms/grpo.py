@@ -8,6 +8,7 @@ from torch import Tensor
 
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
 from pareto_lightning.algorithms.reuse import RolloutReuse
+from pareto_lightning.data.contract import preference_data, update_schedule
 from pareto_lightning.losses import group_advantages, grpo_loss, zero_spread_fraction
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
@@ -93,9 +94,8 @@ class GRPOModule(PreferenceAlignmentModule):
     def setup(self, stage: str) -> None:
         super().setup(stage)
         # The data module serves each window of batches for num_iterations steps, as the rollouts are reused.
-        dm = self._trainer.datamodule if self._trainer is not None else None
-        if stage == "fit" and hasattr(dm, "batch_reuse"):
-            dm.batch_reuse = self.num_iterations
+        if stage == "fit":
+            update_schedule(preference_data(self._trainer), batch_reuse=self.num_iterations)
 
     def compute_loss(self, rollout: Rollout, utilities: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         state = self.loss_state  # empty at a rollout's first iteration, kept for the later ones

@@ -8,6 +8,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from pareto_lightning.data.contract import preference_data
+
 
 class CrashCheckpoint(Callback):
     """Save ``<dirpath>/<filename>.ckpt`` when training raises, ready for ``--ckpt_path``.
@@ -57,9 +59,9 @@ class CrashCheckpoint(Callback):
     ) -> None:
         if trainer.global_step == 0:  # nothing trained yet (e.g. a setup check failed): nothing to keep
             return
-        rewind = getattr(trainer.datamodule, "rewind_last_batch", None)
-        if self._in_step and rewind is not None:
-            rewind()
+        data = preference_data(trainer)
+        if self._in_step and data is not None:
+            data.rewind_last_batch()
         trainer.save_checkpoint(self.ckpt_path)
         # Said after the traceback's cause, so the user knows the work is kept and how to continue.
         if trainer.is_global_zero:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from pareto_lightning.callbacks.front_summary import KnownFront, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
+from pareto_lightning.data.contract import PreferenceData, preference_data
 from pareto_lightning.metrics import PreferenceSweep, PromptSweep
 from pareto_lightning.rollout import SweepBatch
 
@@ -46,6 +47,17 @@ class SweepSummary:
     num_generations: int  # sampled completions per (prompt, w)
     yardstick: str  # the scale the rewards were measured on
 
+
+
+def _sweep_data(trainer: pl.Trainer) -> PreferenceData:
+    """The data module that holds the evaluation sweep (its prompts and weights)."""
+    data = preference_data(trainer)
+    if data is None:
+        raise ValueError(
+            "ParetoEvaluation sweeps the data module's eval_prompts x eval_weights; give the trainer a data module "
+            "(`data:` in the config, or `datamodule=` to fit/validate/test)."
+        )
+    return data
 
 class ParetoEvaluation(Callback):
     """Aggregates the evaluation sweep and reports it.
@@ -140,7 +152,7 @@ class ParetoEvaluation(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Check the points against ``K`` of the evaluation weights now, not at the first evaluation."""
-        k = trainer.datamodule.eval_weights.shape[-1]
+        k = _sweep_data(trainer).eval_weights.shape[-1]
         problems = [
             f"`{_KEY}.{name}` must be one number or {k} (one per objective), all finite; got {point.tolist()}."
             for name, point in (("ref_point", self.ref_point), ("ideal_point", self.ideal_point))
@@ -191,12 +203,13 @@ class ParetoEvaluation(Callback):
     # ---------------------------------------------------------------------------------------------- the sweep
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fix_yardstick(pl_module, self.evaluated_step(trainer, pl_module))
-        weights = trainer.datamodule.eval_weights
+        data = _sweep_data(trainer)
+        weights = data.eval_weights
         self._sweeps = {
             name: PreferenceSweep(weights, mu=self.mu, ideal_point=self.ideal_point).to(pl_module.device)
             for name in ("greedy", "sampled")
         }
-        size = (len(trainer.datamodule.eval_prompts), *weights.shape)  # P, M, K
+        size = (len(data.eval_prompts), *weights.shape)  # P, M, K
         self._prompt_sweeps = {name: PromptSweep(*size).to(pl_module.device) for name in self._sweeps}
         self._samples = []
 
@@ -231,8 +244,8 @@ class ParetoEvaluation(Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not self._sweeps:
             return
-        dm = trainer.datamodule
-        weights, seen = dm.eval_weights.double(), dm.eval_seen
+        data = _sweep_data(trainer)
+        weights, seen = data.eval_weights.double(), data.eval_seen
         means = {name: sweep.compute() for name, sweep in self._sweeps.items()}  # summed over ranks
         per_prompt = {name: sweep.compute().cpu() for name, sweep in self._prompt_sweeps.items()}  # [P, M, K]
         count = means["greedy"].count.cpu()  # [M] rows per weight

@@ -26,6 +26,7 @@ from pareto_lightning.callbacks.reptile import (
     placed_states,
     snapshot,
 )
+from pareto_lightning.data.contract import PreferenceSchedule, preference_data, update_schedule
 
 _SCHEDULES = ("linear", "constant")
 _KEY = "trainer.callbacks[i].init_args"  # the MetaLoop entry of the callbacks list, as a user types it
@@ -210,8 +211,9 @@ class MetaLoop(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        dm = trainer.datamodule
-        if getattr(dm, "per_prompt_preferences", False):
+        data = preference_data(trainer)
+        schedule = data.schedule if data is not None else PreferenceSchedule()
+        if schedule.per_prompt_preferences:
             raise ValueError(
                 "`data.init_args.per_prompt_preferences: true` gives every prompt its own preference, but a "
                 "MetaLoop task trains on one preference; set it to false."
@@ -223,18 +225,17 @@ class MetaLoop(Callback):
                 f"{reuse}: a rollout made under one task's preference would be reused in the next task."
             )
         # The task length has one owner, this callback: the data module holds each preference for inner_steps.
-        if hasattr(dm, "steps_per_preference"):
-            held = dm.steps_per_preference
-            if held is not None and held != self.inner_steps:
-                raise ValueError(
-                    f"`data.init_args.steps_per_preference`={held} must equal `{_KEY}.inner_steps`="
-                    f"{self.inner_steps} (both count the optimizer steps spent on one preference); leave the "
-                    "first unset (the MetaLoop sets it)."
-                )
-            dm.steps_per_preference = self.inner_steps
+        held = schedule.steps_per_preference
+        if held is not None and held != self.inner_steps:
+            raise ValueError(
+                f"`data.init_args.steps_per_preference`={held} must equal `{_KEY}.inner_steps`="
+                f"{self.inner_steps} (both count the optimizer steps spent on one preference); leave the "
+                "first unset (the MetaLoop sets it)."
+            )
+        update_schedule(data, steps_per_preference=self.inner_steps)
         per_iteration = self.inner_steps * (1 if self.parallel_tasks else self.tasks_per_meta_step)
         if self.parallel_tasks:
-            self._group_size = split_into_task_groups(trainer, dm, self.tasks_per_meta_step)
+            self._group_size = split_into_task_groups(trainer, data, self.tasks_per_meta_step)
         derived = check_schedule(trainer, per_iteration, self.total_meta_steps, self.meta_lr_schedule)
         if self.total_meta_steps is None:
             self._total = derived
@@ -361,7 +362,9 @@ class MetaLoop(Callback):
             # meta-iterations the step sizes a run planned with that max_steps gives them. Keeping the old T would
             # make meta_lr 0 for every meta-iteration beyond it, so an extension would learn nothing.
             last = self._total - 1
-            remaining = f"meta-iterations {iteration} to {last}" if iteration < last else f"meta-iteration {last}"
+            remaining = (
+                f"meta-iterations {iteration} to {last}" if iteration < last else f"meta-iteration {last}"
+            )
             rank_zero_warn(
                 f"the linear meta_lr schedule follows `trainer.max_steps`: T={self._total} meta-iterations (the "
                 f"checkpoint's run had T={total}), so {remaining} get meta_lr * (1 - t / {self._total}); set "

@@ -14,6 +14,8 @@ from typing import Any
 import torch.distributed as dist
 from torch import Tensor
 
+from pareto_lightning.data.contract import PreferenceData, update_schedule
+
 
 def task_group(rank: int, world_size: int, num_tasks: int) -> tuple[int, list[list[int]]]:
     """This rank's task index and the ranks of every task group (consecutive blocks of ``world / B`` ranks).
@@ -31,7 +33,7 @@ def task_group(rank: int, world_size: int, num_tasks: int) -> tuple[int, list[li
     return rank // size, [list(range(g * size, (g + 1) * size)) for g in range(num_tasks)]
 
 
-def split_into_task_groups(trainer: Any, dm: Any, num_tasks: int) -> int:
+def split_into_task_groups(trainer: Any, data: PreferenceData | None, num_tasks: int) -> int:
     """Check the strategy, give the data module this rank's group, and return the ranks per group."""
     from lightning.pytorch.strategies import DDPStrategy
 
@@ -41,8 +43,7 @@ def split_into_task_groups(trainer: Any, dm: Any, num_tasks: int) -> int:
             f"{type(trainer.strategy).__name__} (under FSDP2 every group would need its own replica)."
         )
     group, _ = task_group(trainer.global_rank, trainer.world_size, num_tasks)
-    if hasattr(dm, "preference_group"):  # each group trains on its own preference
-        dm.preference_group = (group, num_tasks)
+    update_schedule(data, preference_group=(group, num_tasks))  # each group trains on its own preference
     return trainer.world_size // num_tasks
 
 

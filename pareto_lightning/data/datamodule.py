@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from pareto_lightning.data.contract import PreferenceSchedule, ScheduleError
 from pareto_lightning.data.sources import PromptSource
 from pareto_lightning.data.streams import TRAIN_TICK, EvalShard, Ticks, eval_batch_sizes, resolve_eval_weights
 from pareto_lightning.preferences import (
@@ -85,12 +86,10 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         problems = []
         if batch_size < 1:
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
-        if steps_per_preference is not None and steps_per_preference < 1:
-            problems.append(
-                f"`data.init_args.steps_per_preference` must be >= 1 or null; got {steps_per_preference}."
-            )
-        if per_prompt_preferences and steps_per_preference not in (None, 1):
-            problems.append("`data.init_args.per_prompt_preferences` needs `steps_per_preference: 1`.")
+        try:
+            schedule = PreferenceSchedule(steps_per_preference, per_prompt_preferences)
+        except ScheduleError as error:
+            problems.append(f"`data.init_args.{error.field}`: {error}")
         if grid_divisions is not None and grid_divisions < 1:
             problems.append(f"`data.init_args.grid_divisions` must be >= 1 or null; got {grid_divisions}.")
         if num_eval_prompts < 1 or eval_batch_size < 1:
@@ -105,7 +104,8 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             eval_prompts.key = "data.init_args.eval_prompts"  # so its errors name the right source
         self.train_source, self.eval_source = train_prompts, eval_prompts
         self.num_objectives, self.batch_size = num_objectives, batch_size
-        self.steps_per_preference, self.per_prompt_preferences = steps_per_preference, per_prompt_preferences
+        # Replaced, never edited, by the parts that own its fields (see PreferenceSchedule).
+        self.schedule = schedule
         self.num_eval_prompts, self.eval_batch_size = num_eval_prompts, eval_batch_size
         self.max_prompt_chars, self.seed = max_prompt_chars, seed
         self.train_support = (
@@ -126,16 +126,20 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._held: Tensor | None = None  # the preference of the current task
         self._held_left = 0  # batches left under it
         self._before_draw: dict[str, Any] | None = None  # the state before the last batch (rewind_last_batch)
-        # Optimizer steps each window of batches serves: set by an algorithm module that reuses its rollouts
-        # (GRPOModule's num_iterations), which owns that rule; 1 draws a new batch every time.
-        self.batch_reuse = 1
-        self.preference_group: tuple[int, int] | None = (
-            None  # (this rank's task group, groups): set by MetaLoop
-        )
         self._draws = 0  # batches served so far
         self._window: list[
             dict[str, Any]
         ] = []  # the current window's fresh batches, served again while reused
+
+    @property
+    def steps_per_preference(self) -> int | None:
+        """Optimizer steps one preference is held for (``schedule.steps_per_preference``)."""
+        return self.schedule.steps_per_preference
+
+    @property
+    def per_prompt_preferences(self) -> bool:
+        """One preference per prompt (``schedule.per_prompt_preferences``)."""
+        return self.schedule.per_prompt_preferences
 
     # -------------------------------------------------------------------------------------------------- setup
     def _clean(self, prompts: list[str], key: str) -> list[str]:
@@ -188,13 +192,13 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         return out
 
     def _accumulate(self) -> int:
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         return trainer.accumulate_grad_batches if trainer is not None else 1
 
     def _batches_per_preference(self) -> int:
         # Counted in fresh batches: with batch_reuse, each window of micro-batches serves several steps.
         a = self._accumulate()
-        return max(a, (self.steps_per_preference or 1) * a // self.batch_reuse)
+        return max(a, self.schedule.held_steps * a // self.schedule.batch_reuse)
 
     def next_train_batch(self) -> dict[str, Any]:
         """Draw the next training batch: ``{"prompts": list[str] [B], "weights": Tensor [B, K]}``.
@@ -205,25 +209,25 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         """
         self._before_draw = self.state_dict()
         window = self._accumulate()
-        position = self._draws % (window * self.batch_reuse)
+        position = self._draws % (window * self.schedule.batch_reuse)
         self._draws += 1
         if position >= window:  # a repeat of this window's batch
             held = self._window[position % window]
             return {"prompts": list(held["prompts"]), "weights": held["weights"].clone()}
         batch = self._draw()
-        if self.batch_reuse > 1:
+        if self.schedule.batch_reuse > 1:
             self._window[position : position + 1] = [batch]
         return batch
 
     def _draw(self) -> dict[str, Any]:
         prompts = self._next_prompts()
-        if self.per_prompt_preferences:
+        if self.schedule.per_prompt_preferences:
             weights = self.sampler.sample(len(prompts))  # [B, K]
         else:
             if self._held_left == 0:
                 # With parallel meta tasks every rank draws one preference per task group (the same draws on
                 # every rank) and keeps its group's.
-                group, groups = self.preference_group or (0, 1)
+                group, groups = self.schedule.preference_group
                 self._held = self.sampler.sample(groups)[group]  # [K]
                 self._held_left = self._batches_per_preference()
             self._held_left -= 1
