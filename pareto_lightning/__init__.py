@@ -3,9 +3,23 @@
 from pareto_lightning.algorithms import GRPOModule, MOODPOModule, PreferenceAlignmentModule
 from pareto_lightning.algorithms.guard import GradientGuard
 from pareto_lightning.callbacks import CrashCheckpoint, JSONLPredictionWriter, MetaLoop, ParetoEvaluation
-from pareto_lightning.data import HFPrompts, ListPrompts, PreferencePromptDataModule, PromptSource
+from pareto_lightning.data import (
+    HFPrompts,
+    ListPrompts,
+    PreferenceData,
+    PreferencePromptDataModule,
+    PreferenceSchedule,
+    PromptSource,
+)
 from pareto_lightning.finite import FiniteLogitsGuard, NonFiniteError, use_safe_attention_kernels
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility
+from pareto_lightning.generation import (
+    ContinuousBatchingGeneration,
+    GenerationBackend,
+    HFGeneration,
+    StaticCacheGeneration,
+)
+from pareto_lightning.losses import chunked_token_log_probs, dpo_loss, group_advantages, grpo_loss
+from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility, PromptSweep
 from pareto_lightning.models.preference_stage import best_of_pool, mixture_distillation_loss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
@@ -31,10 +45,23 @@ from pareto_lightning.rewards import (
 from pareto_lightning.rollout import SweepBatch
 from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
 from pareto_lightning.sharding import end_process_group
+from pareto_lightning.tasks import LexiconTask
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContinuousBatchingGeneration",
+    "GenerationBackend",
+    "HFGeneration",
+    "LexiconTask",
+    "PreferenceData",
+    "PreferenceSchedule",
+    "PromptSweep",
+    "StaticCacheGeneration",
+    "chunked_token_log_probs",
+    "dpo_loss",
+    "group_advantages",
+    "grpo_loss",
     "FiniteLogitsGuard",
     "GradientGuard",
     "NonFiniteError",

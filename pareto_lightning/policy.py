@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -24,10 +25,13 @@ from pareto_lightning.conditioning import (
     conditioned_prompt,
 )
 from pareto_lightning.finite import FiniteLogitsGuard
+from pareto_lightning.generation import GenerationBackend, HFGeneration, SamplingSettings
+from pareto_lightning.generation.model_config import sampling_only
 from pareto_lightning.loading import enable_activation_checkpointing, load_pretrained, load_tokenizer
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
-from pareto_lightning.rollout import Rollout, completion_mask, position_ids
+from pareto_lightning.rollout import Rollout, completion_mask
+from pareto_lightning.scoring import chunked_completion_log_probs, completion_inputs, output_layer
 from pareto_lightning.sharding import unsharded
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -65,6 +69,9 @@ class PreferencePolicy(nn.Module):
         trust_remote_code: passed to the loaders; off unless turned on.
         unshard_for_generation: under FSDP2, gather the full weights once per rollout instead of once per
             generated token (faster; needs memory for one full copy of the weights per rank while generating).
+        generation: the generation backend (:mod:`pareto_lightning.generation`), set with ``class_path``; None
+            is :class:`~pareto_lightning.generation.HFGeneration` (``model.generate``). Every backend runs inside
+            the gathered-weights context above and returns the same ``Rollout``.
         activation_checkpointing: recompute each decoder layer's activations in the backward pass instead of
             storing them (the training pass then holds about one layer's activations plus each layer's input,
             for about a third more compute); it works under FSDP2 and with LoRA.
@@ -73,6 +80,11 @@ class PreferencePolicy(nn.Module):
             196678), so the algorithm modules turn the kernel off for the process when training on CUDA
             (:func:`~pareto_lightning.finite.use_safe_attention_kernels`); the other SDPA kernels give the same
             values.
+        logprob_chunk_size: compute the log-probs from the output layer this many token positions at a time,
+            forming each chunk's logits again in the backward pass, so the ``[N, T, V]`` logits never exist
+            (the same values and gradients; memory grows with ``logprob_chunk_size * V``, and the backward pass
+            does one more output-layer product). None: the full logits, which models whose logits are more than
+            their output layer's output use anyway (:data:`~pareto_lightning.scoring.PLAIN_OUTPUT_LAYER_TYPES`).
 
     Example:
         >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
@@ -98,8 +110,10 @@ class PreferencePolicy(nn.Module):
         max_prompt_length: int | None = None,
         trust_remote_code: bool = False,
         unshard_for_generation: bool = True,
+        generation: GenerationBackend | None = None,
         activation_checkpointing: bool = False,
         cudnn_attention: bool = False,
+        logprob_chunk_size: int | None = 512,
     ) -> None:
         super().__init__()
         checks = [
@@ -114,6 +128,8 @@ class PreferencePolicy(nn.Module):
             (_whole(weight_decimals, 0), "weight_decimals", f"must be an integer >= 0; got {weight_decimals!r}"),
             (max_prompt_length is None or _whole(max_prompt_length, 1), "max_prompt_length",
              f"must be an integer >= 1 or null; got {max_prompt_length!r}"),
+            (logprob_chunk_size is None or _whole(logprob_chunk_size, 1), "logprob_chunk_size",
+             f"must be an integer >= 1 or null; got {logprob_chunk_size!r}"),
         ]  # fmt: skip
         problems = [f"`{_KEY}.{name}` {message}." for ok, name, message in checks if not ok]
         if problems:
@@ -124,7 +140,18 @@ class PreferencePolicy(nn.Module):
         self.plain_prompt_template = plain_prompt_template
         self.unshard_for_generation = unshard_for_generation
         self.cudnn_attention = cudnn_attention
+        self.logprob_chunk_size = logprob_chunk_size
         self.model = self._load_model(model, dtype, trust_remote_code)
+        # Sampled as the log-probs assume: softmax(z / temperature), cut at top_p.
+        dropped = sampling_only(self.model)
+        if dropped:
+            warnings.warn(
+                f"the model's generation_config asks for {', '.join(dropped)}; dropped, so that completions are "
+                f"sampled from softmax(logits / temperature) cut at top_p, the distribution whose log-probs the "
+                f"losses and the KL use (`{_KEY}.temperature`, `{_KEY}.top_p` set the sampling).",
+                stacklevel=2,
+            )
+        self.generation = self._generation_backend(generation)
         self.max_prompt_length = self._prompt_limit(max_prompt_length)
         check_prompt_format(getattr(self.model, "prompt_format", None), self.prompt_format, _KEY)
         self.tokenizer = self._load_tokenizer(tokenizer, model, trust_remote_code)
@@ -135,6 +162,17 @@ class PreferencePolicy(nn.Module):
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, lora)
+
+    def _generation_backend(self, backend: GenerationBackend | None) -> GenerationBackend:
+        """The backend (``generation``; None: ``HFGeneration``), checked against the loaded model."""
+        backend = HFGeneration() if backend is None else backend
+        if not isinstance(backend, GenerationBackend):
+            raise TypeError(
+                f"`{_KEY}.generation` must be a pareto_lightning.generation.GenerationBackend (set it with "
+                f"class_path, e.g. pareto_lightning.generation.HFGeneration); got {backend!r}."
+            )
+        backend.check(self.model, _KEY + ".generation")
+        return backend
 
     def _prompt_limit(self, given: int | None) -> int | None:
         """``max_prompt_length``: by default what the model holds (its positions minus ``max_new_tokens``)."""
@@ -315,7 +353,9 @@ class PreferencePolicy(nn.Module):
         with mode:
             return self._generate(list(prompts), weights.clone(), num_generations, do_sample)
 
-    def _generate(self, prompts: list[str], weights: Tensor, num_generations: int, do_sample: bool) -> Rollout:
+    def _generate(
+        self, prompts: list[str], weights: Tensor, num_generations: int, do_sample: bool
+    ) -> Rollout:
         texts = self.conditioned_prompts(prompts, weights)
         device = next(self.model.parameters()).device
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -329,23 +369,26 @@ class PreferencePolicy(nn.Module):
         # (transformers does not detect fully_shard by itself).
         sharded = self.is_sharded
         gather = unsharded(self.model) if self.unshard_for_generation else nullcontext()
-        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0}
+        sampling = SamplingSettings(do_sample, self.temperature, self.top_p)
         guard = FiniteLogitsGuard()
-        with gather:
-            out = self.model.generate(
-                input_ids=prompt_ids,
-                attention_mask=prompt_mask,
-                max_new_tokens=self.max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-                synced_gpus=sharded and not self.unshard_for_generation,
-                logits_processor=LogitsProcessorList([guard]),
-                **(sampling if do_sample else {"do_sample": False}),
-            )
-        self.model.train(was_training)
+        try:
+            with gather:  # around the whole backend call: one gather per rollout, whichever the backend
+                new_ids = self.generation.generate(
+                    self.model,
+                    self.tokenizer,
+                    prompt_ids,
+                    prompt_mask,
+                    max_new_tokens=self.max_new_tokens,
+                    sampling=sampling,
+                    logits_processor=LogitsProcessorList([guard]),
+                    sharded=sharded,
+                    synced_gpus=sharded and not self.unshard_for_generation,
+                )  # [N, T] the new tokens
+        finally:
+            self.model.train(was_training)
         guard.raise_if_found("while generating (before sampling)")
         mask, completion_ids = completion_mask(
-            out[:, prompt_ids.shape[1] :], self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+            new_ids, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         )  # [N, T] each
         completions = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
         return Rollout(
@@ -363,18 +406,24 @@ class PreferencePolicy(nn.Module):
     def completion_logits(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
         """Raw next-token logits ``[N, T, V]`` at the completion positions (of ``model`` when given), one forward."""
         model = self.model if model is None else model
-        input_ids = torch.cat([rollout.prompt_ids, rollout.completion_ids], 1)  # [N, P+T]
-        attention = torch.cat([rollout.prompt_mask, torch.ones_like(rollout.completion_mask)], 1)  # [N, P+T]
-        positions = position_ids(attention)  # [N, P+T] as generate() assigned them to left-padded rows
         t = rollout.completion_ids.shape[1]
-        return model(
-            input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=t + 1
-        ).logits[:, :-1]  # [N, T, V]: logits at position i predict token i + 1
+        logits = model(**completion_inputs(rollout), logits_to_keep=t + 1).logits  # [N, T+1, V]
+        return logits[:, :-1]  # [N, T, V]: logits at position i predict token i + 1
 
     def log_probs(self, rollout: Rollout, model: nn.Module | None = None) -> Tensor:
         """Per-token log-probs ``[N, T]`` of the completion tokens, in one forward pass (of ``model``, e.g. a
-        frozen reference, when given)."""
-        return token_log_probs(self.completion_logits(rollout, model), rollout.completion_ids, self.temperature)
+        frozen reference, when given).
+
+        With ``logprob_chunk_size`` set they come from the output layer chunk by chunk, the logits formed again
+        in the backward pass (:func:`~pareto_lightning.scoring.chunked_completion_log_probs`, which also says
+        how this works under FSDP2); otherwise from the full ``[N, T, V]`` logits of :meth:`completion_logits`.
+        """
+        model = self.model if model is None else model
+        head = None if self.logprob_chunk_size is None else output_layer(model)
+        targets = rollout.completion_ids  # [N, T]
+        if head is None:
+            return token_log_probs(self.completion_logits(rollout, model), targets, self.temperature)
+        return chunked_completion_log_probs(model, head, rollout, self.temperature, self.logprob_chunk_size)
 
     def save_pretrained(self, directory: str | os.PathLike, merge_lora: bool = True) -> None:
         """Write a normal Hugging Face model (and tokenizer) that ``AutoModelForCausalLM`` loads.

@@ -11,7 +11,8 @@ What it cannot do, and what this backend does about it:
   once per rollout, that every weight is finite (the way NaN logits have reached sampling so far: NaN weights) and
   raises the same ``NonFiniteError``; NaN logits from finite weights (a float16 overflow) are not caught.
   Processing that the model's own ``generation_config`` asks for (``repetition_penalty``, ``min_new_tokens``, ...)
-  would be dropped silently by ``transformers``, which would change the sampled distribution: it is refused.
+  would be dropped silently by ``transformers``: the policy drops it from the config when it is built (with a
+  warning, for every backend), and what is set on the config later is refused here.
 - **FSDP2.** The forwards run on another thread, outside the unsharded-weights context of the policy's thread;
   a sharded policy is refused at its first rollout (``ModelParallelStrategy``: use :class:`StaticCacheGeneration`
   or :class:`HFGeneration`). Single-device training works (tested on CPU); ``ddp`` has not been tried.
@@ -27,13 +28,11 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import torch
 from torch import Tensor, nn
 from transformers import GenerationConfig, LogitsProcessorList, PreTrainedTokenizerBase
 from transformers.generation.configuration_utils import ContinuousBatchingConfig
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from pareto_lightning.finite import LIKELY_CAUSES, FiniteLogitsGuard, NonFiniteError
 from pareto_lightning.generation.base import (
@@ -42,51 +41,11 @@ from pareto_lightning.generation.base import (
     SamplingSettings,
     right_pad_rows,
 )
-
-_SAMPLING_PROCESSORS = (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+from pareto_lightning.generation.model_config import generation_config_for, unsupported_processing
 
 
 def _optional_whole(value: object, least: int) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= least)
-
-
-def generation_config_for(
-    model: nn.Module, max_new_tokens: int, sampling: SamplingSettings, tokenizer: PreTrainedTokenizerBase
-) -> GenerationConfig:
-    """The model's own ``generation_config`` with the policy's settings on top, as ``generate`` would merge them.
-
-    Example:
-        >>> from pareto_lightning.tasks import LexiconLM, LexiconTokenizer
-        >>> config = generation_config_for(LexiconLM(), 4, SamplingSettings(True, 0.9), LexiconTokenizer())
-        >>> config.do_sample, config.temperature, config.top_k, config.max_new_tokens
-        (True, 0.9, 0, 4)
-    """
-    config = copy.deepcopy(model.generation_config)
-    config.update(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                  eos_token_id=tokenizer.eos_token_id, **sampling.generate_kwargs())  # fmt: skip
-    return config
-
-
-def unsupported_processing(model: nn.Module, config: GenerationConfig) -> list[str]:
-    """Names of the logits processors ``config`` asks for beyond temperature, top-k and top-p.
-
-    Example:
-        >>> from transformers import GenerationConfig
-        >>> from pareto_lightning.tasks import LexiconLM
-        >>> unsupported_processing(LexiconLM(), GenerationConfig(do_sample=True, temperature=0.9, top_k=0))
-        []
-        >>> unsupported_processing(LexiconLM(), GenerationConfig(repetition_penalty=1.2, min_new_tokens=4))
-        ['RepetitionPenaltyLogitsProcessor', 'MinNewTokensLengthLogitsProcessor']
-    """
-    config = copy.deepcopy(config)
-    # `generate` sets the EOS tensor before building the list, and the minimum-length processors need it.
-    eos = config.eos_token_id if config.eos_token_id is not None else -1
-    config._eos_token_tensor = torch.as_tensor(eos).flatten()
-    with warnings.catch_warnings():  # warnings about prompts this list is never used on
-        warnings.simplefilter("ignore")
-        # transformers' own (private) builder of the list, the one generate_batch calls
-        processors = model._get_logits_processor(config, input_ids_seq_length=1)
-    return [type(p).__name__ for p in processors if not isinstance(p, _SAMPLING_PROCESSORS)]
 
 
 def check_finite_weights(model: nn.Module, where: str) -> None:

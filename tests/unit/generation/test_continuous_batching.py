@@ -42,12 +42,12 @@ def test_logits_processors_other_than_the_guard_are_refused():
         call(ContinuousBatchingGeneration(), LexiconLM(seed=0), [FiniteLogitsGuard(), other])
 
 
-def test_processing_asked_by_the_generation_config_is_refused_at_construction():
+def test_processing_asked_by_the_generation_config_is_dropped_at_construction():
     model = LexiconLM(seed=0)
     model.generation_config.repetition_penalty = 1.3
-    with pytest.raises(ValueError, match=rf"`{KEY}`: the model's generation_config asks for "
-                                         r"\['RepetitionPenaltyLogitsProcessor'\]"):  # fmt: skip
-        make_policy(model, ContinuousBatchingGeneration())
+    with pytest.warns(UserWarning, match=r"RepetitionPenaltyLogitsProcessor; dropped"):  # the policy drops it
+        policy = make_policy(model, ContinuousBatchingGeneration(page_size=16))
+    assert policy.generate(["hi"], W, 2).completion_ids.shape[0] == 2
 
 
 def test_processing_asked_for_after_construction_is_refused_at_the_rollout():
