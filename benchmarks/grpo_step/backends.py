@@ -7,6 +7,8 @@
   graphs), prompts left-padded to a multiple of 64 tokens. The first step of a run compiles (dropped with the
   warm-up; the first-step table prints it);
 * ``static_eager``: the same static cache and padding without compilation (what the cache alone costs);
+* ``full_logits``: the default backend, with the log-probs from the full ``[N, T, V]`` logits
+  (``logprob_chunk_size: null``) instead of 512-position chunks of the output layer (the policy's default);
 * ``continuous``: :class:`~pareto_lightning.generation.ContinuousBatchingGeneration` with 64-token pages. It
   refuses the forced cells (their ``min_new_tokens`` is processing it would drop), which the table notes.
 """
@@ -27,6 +29,7 @@ BACKENDS: dict[str, Callable[[], GenerationBackend]] = {
     "static": StaticCacheGeneration,
     "static_eager": lambda: StaticCacheGeneration(compile=False),
     "continuous": lambda: ContinuousBatchingGeneration(page_size=64),
+    "full_logits": HFGeneration,
 }
 """Backend key -> a function building it."""
 

@@ -69,6 +69,7 @@ def build_ours(
         top_p=1.0,
         lora=lora_config() if cell.lora else None,
         generation=BACKENDS[backend](),
+        logprob_chunk_size=None if backend == "full_logits" else 512,
     )
     policy.model.generation_config.min_new_tokens = NEW_TOKENS if cell.forced else None
     module = GRPOModule(

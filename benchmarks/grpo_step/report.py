@@ -8,7 +8,7 @@ from .measure import ratio
 
 SIDE_NAMES = {
     "ours": "ours", "trl": "TRL", "bare": "limit", "trl_defaults": "TRL-def", "ours_static": "static",
-    "ours_static_eager": "st-eag", "ours_continuous": "cb",
+    "ours_static_eager": "st-eag", "ours_continuous": "cb", "ours_full_logits": "full-lg",
 }  # fmt: skip
 """Side key -> column name (``bare`` is the limit column; ``ours`` runs the default generation backend, the
 ``ours_<backend>`` sides the other backends)."""
