@@ -1,7 +1,8 @@
 """Loading pretrained models and tokenizers (policy and reward models alike): a Hub id, or a local folder.
 
 One place for the rules: a local path must exist, the dtype is a floating torch dtype, ``trust_remote_code`` is
-passed through (off unless the user turns it on), and a failure names the config key and the fix.
+passed through (off unless the user turns it on), and a failure names the config key and the fix. It also owns
+where cached artifacts live (:func:`cache_root`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+CACHE_ENV = "PARETO_LIGHTNING_CACHE"
+"""The environment variable that moves the cache (:func:`cache_root`)."""
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""The dtypes a policy model is loaded in, by the name its config gives."""
 
 _HUB_HINT = (
     "the Hugging Face Hub must be reachable, or give a local path (a folder written by save_pretrained)"
@@ -28,11 +35,25 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
+def cache_root() -> str:
+    """Where cached artifacts live: ``$PARETO_LIGHTNING_CACHE``, or ``~/.cache/pareto_lightning`` when it is unset.
+
+    The built-in task's supervised base and the ``recipes/smollm2`` model folders are written below it.
+
+    Example:
+        >>> import os
+        >>> cache_root() == os.environ.get(CACHE_ENV, os.path.expanduser("~/.cache/pareto_lightning"))
+        True
+    """
+    default = os.path.join(os.path.expanduser("~"), ".cache", "pareto_lightning")
+    return os.environ.get(CACHE_ENV) or default
+
+
 FETCH_COMMANDS = {
-    "smollm2-135m-instruct": "python -m pareto_lightning.models.smollm2 --out {path}",
-    "smollm2-135m-preference": "python -m pareto_lightning.models.preference_stage --out {path}",
+    "smollm2-135m-instruct": "python recipes/smollm2/fetch.py --out {path}",
+    "smollm2-135m-preference": "python recipes/smollm2/preference_stage.py --out {path}",
 }
-"""Folders a command of this package writes, by folder name: a missing one is reported with its command."""
+"""Folders a recipe script writes, by folder name: a missing one is reported with its command."""
 
 
 def check_pretrained_source(name: str, key: str, what: str) -> None:
@@ -51,7 +72,7 @@ def check_pretrained_source(name: str, key: str, what: str) -> None:
         >>> check_pretrained_source("/m/smollm2-135m-instruct", "model.init_args.policy.init_args.model", "policy")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: ... write it with `python -m pareto_lightning.models.smollm2 --out /m/smollm2-135m-...
+        FileNotFoundError: ... write it with `python recipes/smollm2/fetch.py --out /m/smollm2-135m-instruct`...
     """
     path = os.path.expanduser(name)
     if looks_like_local_path(name) and not os.path.exists(path):
@@ -102,8 +123,11 @@ def load_pretrained(
     what: str,
     dtype: torch.dtype | None = None,
     trust_remote_code: bool = False,
+    **options: Any,
 ) -> Any:
-    """``auto_class.from_pretrained(name)`` with the checks above and a message that names ``key``.
+    """``auto_class.from_pretrained(name, **options)`` with the checks above and a message that names ``key``.
+
+    ``options`` go to ``from_pretrained`` as they are (for example ``gguf_file``).
 
     Example:
         >>> from transformers import AutoModelForCausalLM
@@ -115,7 +139,7 @@ def load_pretrained(
     check_pretrained_source(name, key, what)
     if looks_like_local_path(name):
         name = os.path.expanduser(name)  # from_pretrained reads "~/models/x" as a malformed Hub id
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **options}
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
@@ -164,12 +188,19 @@ def model_or_load(
         model = name_or_path if dtype is None else name_or_path.to(dtype)
         return model, str(getattr(name_or_path, "name_or_path", type(name_or_path).__name__))
     name = str(name_or_path)
-    return load_pretrained(auto_class, name, key, what, dtype=dtype, trust_remote_code=trust_remote_code), name
+    return load_pretrained(
+        auto_class, name, key, what, dtype=dtype, trust_remote_code=trust_remote_code
+    ), name
 
 
-def load_tokenizer(name: str, key: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
-    """``AutoTokenizer.from_pretrained(name)`` with the same checks and message as :func:`load_pretrained`."""
-    return load_pretrained(AutoTokenizer, name, key, "tokenizer", trust_remote_code=trust_remote_code)
+def load_tokenizer(
+    name: str, key: str, trust_remote_code: bool = False, **options: Any
+) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(name, **options)`` with the same checks and message as
+    :func:`load_pretrained`."""
+    return load_pretrained(
+        AutoTokenizer, name, key, "tokenizer", trust_remote_code=trust_remote_code, **options
+    )
 
 
 def enable_activation_checkpointing(model: nn.Module, key: str) -> None:
@@ -183,3 +214,20 @@ def enable_activation_checkpointing(model: nn.Module, key: str) -> None:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+__all__ = [
+    "CACHE_ENV",
+    "DTYPES",
+    "FETCH_COMMANDS",
+    "cache_root",
+    "check_number_embedding",
+    "check_pretrained_source",
+    "enable_activation_checkpointing",
+    "load_error",
+    "load_pretrained",
+    "load_tokenizer",
+    "looks_like_local_path",
+    "model_or_load",
+    "resolve_dtype",
+]

@@ -27,6 +27,7 @@ from pareto_lightning.conditioning import (
 from pareto_lightning.finite import FiniteLogitsGuard
 from pareto_lightning.generation import GenerationBackend, HFGeneration, SamplingSettings
 from pareto_lightning.generation.model_config import sampling_only
+from pareto_lightning.loading import DTYPES as _DTYPES
 from pareto_lightning.loading import enable_activation_checkpointing, load_pretrained, load_tokenizer
 from pareto_lightning.losses.logprobs import token_log_probs
 from pareto_lightning.preferences import validate_preference
@@ -34,7 +35,6 @@ from pareto_lightning.rollout import Rollout, completion_mask
 from pareto_lightning.scoring import chunked_completion_log_probs, completion_inputs, output_layer
 from pareto_lightning.sharding import unsharded
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _KEY = "model.init_args.policy.init_args"
 
 
