@@ -19,8 +19,8 @@ from pareto_lightning.generation import (
     StaticCacheGeneration,
 )
 from pareto_lightning.losses import chunked_token_log_probs, dpo_loss, group_advantages, grpo_loss
+from pareto_lightning.losses.distillation import best_of_pool, mixture_distillation_loss
 from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility, PromptSweep
-from pareto_lightning.models.preference_stage import best_of_pool, mixture_distillation_loss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
