@@ -6,7 +6,7 @@ exact answer (:class:`LexiconTask`).
 """
 
 from pareto_lightning.tasks.front import LexiconTask, count_vectors, counts_to_rewards, shortfalls
-from pareto_lightning.tasks.instruct import LexiconInstructLM
+from pareto_lightning.tasks.instruct import LexiconInstructLM, build_instruct_lm
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconPrompts, LexiconReward
 from pareto_lightning.tasks.vocabulary import (
     FILLER_WORDS,
@@ -29,6 +29,7 @@ __all__ = [
     "LexiconTask",
     "LexiconTokenizer",
     "build_backend_tokenizer",
+    "build_instruct_lm",
     "count_vectors",
     "counts_to_rewards",
     "shortfalls",

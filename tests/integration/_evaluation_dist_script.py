@@ -18,7 +18,7 @@ from pareto_lightning import (
     PreferencePromptDataModule,
     SmoothTchebycheff,
 )
-from pareto_lightning.tasks import LexiconInstructLM, LexiconTask, LexiconTokenizer
+from pareto_lightning.tasks import LexiconTask, LexiconTokenizer, build_instruct_lm
 from pareto_lightning.tasks.instruct import RECIPE_PLAIN_TEMPLATE
 
 PROMPTS = ["write a note about the river", "describe the city", "write about the sea", "explain the garden"]
@@ -28,7 +28,7 @@ WEIGHTS = [[1.0, 0.0], [0.8, 0.2], [0.55, 0.45], [0.3, 0.7], [0.0, 1.0]]
 def main(devices: int, out: str) -> None:
     task = LexiconTask()
     # A short supervised stage (the same seed on every rank), so that completions hold lexicon words.
-    model = LexiconInstructLM(steps=150, cache=False, seed=0)
+    model = build_instruct_lm(steps=150, cache=False, seed=0)
     policy = PreferencePolicy(
         model, LexiconTokenizer(), max_new_tokens=16, plain_prompt_template=RECIPE_PLAIN_TEMPLATE
     )

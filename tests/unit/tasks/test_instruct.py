@@ -1,5 +1,5 @@
-"""LexiconInstructLM: its data (two-decimal weights, Multinomial compositions), that the stage teaches the model to
-read w, the cache, seeding, and bad input."""
+"""build_instruct_lm and LexiconInstructLM: the stage's data (two-decimal weights, Multinomial compositions), that
+the stage teaches the model to read w, the cache, seeding, and bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pareto_lightning import PreferencePolicy
-from pareto_lightning.tasks import LexiconInstructLM, LexiconTask, LexiconTokenizer
+from pareto_lightning.tasks import LexiconInstructLM, LexiconTask, LexiconTokenizer, build_instruct_lm
 from pareto_lightning.tasks.instruct import linear_completions, two_decimal_weights
 from pareto_lightning.tasks.vocabulary import LEXICONS
 
@@ -62,38 +62,38 @@ def _helpful_share(model, w1: float, n: int = 16) -> float:
 
 def test_the_stage_teaches_the_model_to_read_w():
     torch.manual_seed(0)
-    before = LexiconInstructLM(steps=0, seed=0)
-    after = LexiconInstructLM(steps=250, seed=0)
+    before = build_instruct_lm(steps=0, seed=0)
+    after = build_instruct_lm(steps=250, seed=0)
     low, high = _helpful_share(after, 0.2), _helpful_share(after, 0.8)
     assert high - low > 0.3, (low, high)  # the base writes about 16 w_1 helpful words
     assert abs(_helpful_share(before, 0.8) - _helpful_share(before, 0.2)) < 0.2  # random weights ignore w
 
 
 def test_the_stage_is_cached_and_seeded(tmp_path):
-    a = LexiconInstructLM(steps=3, batch_size=4, seed=5)
+    a = build_instruct_lm(steps=3, batch_size=4, seed=5)
     files = list((tmp_path / "cache" / "lexicon_instruct").glob("*.pt"))
     assert len(files) == 1
-    b = LexiconInstructLM(steps=3, batch_size=4, seed=5)  # loaded from the file: the same weights
+    b = build_instruct_lm(steps=3, batch_size=4, seed=5)  # loaded from the file: the same weights
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-    c = LexiconInstructLM(steps=3, batch_size=4, seed=6)
+    c = build_instruct_lm(steps=3, batch_size=4, seed=6)
     assert not torch.equal(a.model.embed_tokens.weight, c.model.embed_tokens.weight)
     assert len(list((tmp_path / "cache" / "lexicon_instruct").glob("*.pt"))) == 2
-    LexiconInstructLM(steps=3, batch_size=4, seed=7, cache=False)
+    build_instruct_lm(steps=3, batch_size=4, seed=7, cache=False)
     assert len(list((tmp_path / "cache" / "lexicon_instruct").glob("*.pt"))) == 2
 
 
 def test_the_global_seed_sets_the_initialization():
     torch.manual_seed(11)
-    a = LexiconInstructLM(steps=0)
-    b = LexiconInstructLM(steps=0, seed=11)
+    a = build_instruct_lm(steps=0)
+    b = build_instruct_lm(steps=0, seed=11)
     torch.manual_seed(12)
-    c = LexiconInstructLM(steps=0)
+    c = build_instruct_lm(steps=0)
     assert torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
     assert not torch.equal(a.model.embed_tokens.weight, c.model.embed_tokens.weight)
 
 
 def test_policy_refuses_another_prompt_layout():
-    model = LexiconInstructLM(steps=0, seed=0)
+    model = build_instruct_lm(steps=0, seed=0)
     layout = r"`model.init_args.policy.init_args.plain_prompt_template`='\{preference\}\\n\{prompt\}\\n'"
     with pytest.raises(
         ValueError,
@@ -138,4 +138,24 @@ def test_policy_refuses_another_prompt_layout():
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        LexiconInstructLM(**kwargs)
+        build_instruct_lm(**kwargs)
+
+
+def test_building_the_class_trains_nothing():
+    torch.manual_seed(3)
+    built = LexiconInstructLM(seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(built.parameters(), build_instruct_lm(steps=0, seed=3).parameters(),
+                                                  strict=True))  # fmt: skip
+    with pytest.raises(TypeError, match="steps"):
+        LexiconInstructLM(steps=10)
+    with pytest.raises(ValueError, match=KEY + r".objective_names` needs >= 2 names"):
+        LexiconInstructLM(objective_names=["helpfulness"])
+
+
+def test_build_is_the_initialization_then_the_stage():
+    from pareto_lightning.tasks.instruct import instruct_stage
+
+    built = build_instruct_lm(steps=4, batch_size=4, seed=9, cache=False)
+    by_hand = LexiconInstructLM(seed=9)
+    instruct_stage(by_hand, 9, 16, 4, 4, 3e-3)
+    assert all(torch.equal(p, q) for p, q in zip(built.parameters(), by_hand.parameters(), strict=True))
