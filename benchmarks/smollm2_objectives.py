@@ -5,7 +5,7 @@ every candidate scorer, and prints the Spearman correlations between scorers plu
 objectives worth steering between are recognisable in the text (a style instruction moves them) and are not
 trivially aligned (their correlation is low or negative, so no single style maxes both).
 
-    python -m pareto_lightning.models.smollm2      # once: the model folder
+    python recipes/smollm2/fetch.py                # once: the model folder
     python benchmarks/smollm2_objectives.py --prompts 12 --samples 2 --threads 2
 """
 
@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
-from pareto_lightning.models.smollm2 import DEFAULT_DIR
+from pareto_lightning.conditioning import chat_prompt
+from pareto_lightning.loading import cache_root, load_pretrained, load_tokenizer
 from pareto_lightning.rewards import LLMJudge, TextstatScore, VaderSentiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=DEFAULT_DIR)
+    parser.add_argument("--model", default=str(Path(cache_root()) / "smollm2-135m-instruct"))
     parser.add_argument("--prompts", type=int, default=12, help="evaluation prompts used")
     parser.add_argument("--samples", type=int, default=2, help="sampled completions per (prompt, style)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
@@ -59,12 +60,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     folder = str(Path(args.model).expanduser())
-    tok = AutoTokenizer.from_pretrained(folder)
+    tok = load_tokenizer(folder, "--model")
     tok.padding_side = "left"
     if args.rescore:
         rows = [json.loads(line) for line in open(args.rescore)]
     else:
-        rows = generate(AutoModelForCausalLM.from_pretrained(folder).eval(), tok, args)
+        rows = generate(load_pretrained(AutoModelForCausalLM, folder, "--model", "model").eval(), tok, args)
     score_and_report(rows, folder, tok, args)
 
 
@@ -74,9 +75,7 @@ def generate(model, tok, args) -> list[dict]:
         prompts = [json.loads(line)["prompt"] for line in fh][: args.prompts]
     rows, gen_seconds, gen_tokens = [], 0.0, 0
     for style, system in STYLES.items():
-        messages = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}]
-                    for p in prompts]  # fmt: skip
-        texts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in messages]
+        texts = [chat_prompt(system, p, tok) for p in prompts]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         start = time.perf_counter()
         with torch.no_grad():
@@ -105,7 +104,7 @@ def score_and_report(rows: list[dict], folder: str, tok, args) -> None:
         "words": TextstatScore("lexicon_count", low=0, high=32),
     }
     if not args.skip_judge:
-        judge_model = AutoModelForCausalLM.from_pretrained(folder)
+        judge_model = load_pretrained(AutoModelForCausalLM, folder, "--model", "judge model")
         for name, question in (("judge_helpful", "Is this response helpful?"),
                                ("judge_detailed", "Is this response detailed and informative?")):  # fmt: skip
             scorers[name] = LLMJudge(judge_model, tokenizer=tok, question=question, batch_size=16)

@@ -11,7 +11,7 @@ folder ``i``::
 
 The folders of seed ``s`` (one thread each: ``OMP_NUM_THREADS=1``; ``M`` is the stage's folder)::
 
-    python -m pareto_lightning.models.preference_stage --seed $s --out M
+    python recipes/smollm2/preference_stage.py --seed $s --out M
     python recipes/train.py validate --config recipes/smollm2/weighted_meta.yaml --seed_everything=$s \\
         --model.init_args.policy.init_args.model=M --trainer.default_root_dir=runs/i25/stage_s$s
     python recipes/train.py fit --config recipes/smollm2/weighted_meta.yaml --seed_everything=$s \\

@@ -1,21 +1,7 @@
-"""Pretrained models onto a machine without the Hugging Face Hub (``python -m pareto_lightning.models.smollm2``), and
-the preference stage that teaches one to read ``w`` (``python -m pareto_lightning.models.preference_stage``)."""
+"""Deprecated: the SmolLM2 scripts moved to ``recipes/smollm2/`` (``fetch.py``, ``preference_stage.py``) and the
+stage's maths to :mod:`pareto_lightning.losses.distillation`. The old ``python -m`` commands warn and run the new
+scripts until the next release."""
 
-from pareto_lightning.models.gguf import ConvertedModel, convert_gguf, load_gguf, save_folder
-from pareto_lightning.models.preference_stage import (
-    best_of_pool,
-    distill,
-    mixture_distillation_loss,
-    sample_pool,
-)
+from pareto_lightning.losses.distillation import best_of_pool, mixture_distillation_loss
 
-__all__ = [
-    "ConvertedModel",
-    "best_of_pool",
-    "convert_gguf",
-    "distill",
-    "load_gguf",
-    "mixture_distillation_loss",
-    "sample_pool",
-    "save_folder",
-]
+__all__ = ["best_of_pool", "mixture_distillation_loss"]

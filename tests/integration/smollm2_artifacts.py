@@ -2,17 +2,22 @@
 
 Same architecture class (``LlamaForCausalLM``, tied embeddings, grouped-query attention with ``q/k/v/o_proj`` for the
 recipes' LoRA), a byte-level BPE tokenizer trained on the recipes' own prompts, and a ChatML chat template like
-SmolLM2's, saved by the fetch command's own :func:`~pareto_lightning.models.gguf.save_folder`. About 60k
+SmolLM2's, saved by the fetch script's own ``save_folder`` (``recipes/smollm2/fetch.py``). About 60k
 parameters: a training step takes well under a second.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTS = REPO / "recipes" / "smollm2" / "prompts"
+RECIPE_MODEL = "~/.cache/pareto_lightning/smollm2-135m-instruct"
+"""Where the fetch script writes with the default cache root."""
 # SmolLM2-Instruct's ChatML layout (without its default system message).
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -20,14 +25,22 @@ CHAT_TEMPLATE = (
 )
 
 
+def recipe_script(name: str) -> ModuleType:
+    """The module of ``recipes/smollm2/<name>.py`` (the scripts are files, not a package)."""
+    key = f"recipes_smollm2_{name}"
+    if key not in sys.modules:  # registered before it runs: its dataclasses look their module up there
+        spec = importlib.util.spec_from_file_location(key, REPO / "recipes" / "smollm2" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
 def build_tiny_smollm2(home: str | Path) -> Path:
     """Write the tiny model to ``<home>/.cache/pareto_lightning/smollm2-135m-instruct`` (the recipes' ``~`` path)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from pareto_lightning.models.gguf import save_folder
-    from pareto_lightning.models.smollm2 import DEFAULT_DIR
 
     corpus = [
         json.loads(line)["prompt"] for name in ("train", "eval") for line in open(PROMPTS / f"{name}.jsonl")
@@ -50,5 +63,7 @@ def build_tiny_smollm2(home: str | Path) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)
-    out = Path(home) / DEFAULT_DIR.removeprefix("~/")
-    return save_folder(model, tokenizer, out, {"from": "tests/integration/smollm2_artifacts.py"})
+    out = Path(home) / RECIPE_MODEL.removeprefix("~/")
+    return recipe_script("fetch").save_folder(
+        model, tokenizer, out, {"from": "tests/integration/smollm2_artifacts.py"}
+    )

