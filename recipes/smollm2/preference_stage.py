@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import torch
@@ -200,7 +201,9 @@ def recipe_components(recipe: str, base: str, seed: int) -> tuple:
         )
     args = ["--config", recipe, f"--model.init_args.policy.init_args.model={base}", "--trainer.logger=false",
             f"--seed_everything={seed}"]  # fmt: skip
-    with short_errors():
+    with short_errors(), warnings.catch_warnings():
+        # The CLI parses `args` only; Lightning warns whenever this script's own flags are on the command line too.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         cli = ParetoCLI(PreferenceAlignmentModule, PreferencePromptDataModule, subclass_mode_model=True,
                         subclass_mode_data=True, run=False, args=args)  # fmt: skip
     module, data = cli.model, cli.datamodule
