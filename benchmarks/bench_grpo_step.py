@@ -11,7 +11,7 @@ The grid (every combination; filter it with ``--models``, ``--threads``, ``--len
   random Llama of SmolLM2-135M's configuration with its full 49152-token vocabulary (see
   ``grpo_step/models.py``: the lexicon tokenizer padded to 49152 tokens, so prompts tokenize identically;
   with random weights its completions almost never end early, so its free cells time nearly full lengths);
-* and, when selected (``--models smollm2``; it needs ``python -m pareto_lightning.models.smollm2`` first), the
+* and, when selected (``--models smollm2``; it needs ``python recipes/smollm2/fetch.py`` first), the
   real SmolLM2-135M-Instruct with the LoRA adapter of ``recipes/smollm2/`` on every side.
 
 Our side runs once per generation backend of ``--backends`` (``grpo_step/backends.py``; default: only

@@ -12,7 +12,7 @@
   of about 1/49152 per token, so "free" completions of this model almost always run to the limit; the
   free cells then time the same work as the forced ones, minus the ``min_new_tokens`` logits processor.
 * ``smollm2``: the real SmolLM2-135M-Instruct, as ``recipes/smollm2/`` trains it: the folder written by
-  ``python -m pareto_lightning.models.smollm2`` (linked, not copied), its own tokenizer and chat template,
+  ``python recipes/smollm2/fetch.py`` (linked, not copied), its own tokenizer and chat template,
   and on every side the recipes' LoRA adapter (r 8 on ``q/k/v/o_proj``; the reference is the base with the
   adapter disabled, no second copy). Its completions can end early, so its free cells differ from forced.
 """
@@ -26,7 +26,7 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pareto_lightning.models.smollm2 import DEFAULT_DIR
+from pareto_lightning.loading import cache_root
 from pareto_lightning.tasks import VOCABULARY, LexiconLM, LexiconTokenizer, build_backend_tokenizer
 
 SMOL_VOCAB = 49152
@@ -94,10 +94,10 @@ def save_smol135m(folder: str) -> None:
 def link_smollm2(folder: str) -> None:
     """Link ``folder`` to the SmolLM2-135M-Instruct folder the recipes load, or stop with the command that
     writes it."""
-    source = os.path.expanduser(DEFAULT_DIR)
+    source = os.path.join(cache_root(), "smollm2-135m-instruct")
     if not os.path.isdir(source):
         raise SystemExit(
-            f"{source} does not exist; write it first: python -m pareto_lightning.models.smollm2"
+            f"{source} does not exist; write it first: python recipes/smollm2/fetch.py"
         )
     os.symlink(source, folder)
 
