@@ -46,6 +46,24 @@ class DPOStats(NamedTuple):
     num_pairs: Tensor
 
 
+def dpo_hyperparameter_problems(beta: float = 0.1, loss_type: str = "sigmoid") -> list[str]:
+    """What is wrong with DPO's hyperparameters, one line per problem (empty when both are valid).
+
+    Each line names its argument in backticks; a configuration boundary replaces those names by the keys its
+    users type.
+
+    Example:
+        >>> dpo_hyperparameter_problems(beta=0.0, loss_type="hinge")
+        ['`beta` must be > 0 for DPO/IPO; got 0.0', "`loss_type` must be 'sigmoid' or 'ipo'; got 'hinge'"]
+    """
+    problems = []
+    if not beta > 0:
+        problems.append(f"`beta` must be > 0 for DPO/IPO; got {beta}")
+    if loss_type not in ("sigmoid", "ipo"):
+        problems.append(f"`loss_type` must be 'sigmoid' or 'ipo'; got {loss_type!r}")
+    return problems
+
+
 def dpo_loss(
     policy_chosen: Tensor,
     policy_rejected: Tensor,
@@ -95,12 +113,9 @@ def dpo_loss(
         >>> stats.num_pairs
         tensor(2)
     """
-    if not beta > 0:
-        raise ValueError(f"`beta` (model.init_args.beta) must be > 0 for DPO/IPO; got {beta}.")
-    if loss_type not in ("sigmoid", "ipo"):
-        raise ValueError(
-            f"`loss_type` (model.init_args.loss_type) must be 'sigmoid' or 'ipo'; got {loss_type!r}."
-        )
+    problems = dpo_hyperparameter_problems(beta, loss_type)
+    if problems:
+        raise ValueError(problems[0] + ".")
     named = {"policy_rejected": policy_rejected, "ref_chosen": ref_chosen, "ref_rejected": ref_rejected}
     if mask is not None:
         named["mask"] = mask
@@ -139,4 +154,4 @@ def dpo_loss(
     return loss, stats
 
 
-__all__ = ["DPOStats", "dpo_loss"]
+__all__ = ["DPOStats", "dpo_hyperparameter_problems", "dpo_loss"]

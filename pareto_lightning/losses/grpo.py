@@ -22,23 +22,39 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from pareto_lightning.losses.groups import check_groups, grouped, tied_groups
+
 _STD_EPS = 1e-4  # added to the std before dividing (TRL's GRPOTrainer uses the same constant)
-_TIE_TOL = 1e-8  # a group whose utilities span at most this is "all equal"
 
 
-def _check_groups(utilities: Tensor, group_size: int) -> None:
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(
-            f"`num_generations` (group size) must be an int >= 2: a group std needs two completions per "
-            f"prompt (model.init_args.num_generations); got {group_size!r}."
-        )
-    if utilities.ndim != 1 or utilities.numel() % group_size:
-        raise ValueError(
-            f"`utilities` must be 1-D with B * num_generations entries (rows of one prompt consecutive); "
-            f"got shape {tuple(utilities.shape)} for num_generations={group_size}."
-        )
-    if not utilities.dtype.is_floating_point:
-        raise TypeError(f"`utilities` must be a floating-point tensor; got dtype {utilities.dtype}.")
+def grpo_hyperparameter_problems(
+    epsilon: float = 0.2,
+    epsilon_high: float | None = None,
+    beta: float = 0.0,
+    aggregation: str = "sequence_mean",
+    advantage_scale: str = "group",
+) -> list[str]:
+    """What is wrong with GRPO's hyperparameters, one line per problem (empty when all are valid).
+
+    Each line names its argument in backticks; a configuration boundary replaces those names by the keys its
+    users type.
+
+    Example:
+        >>> grpo_hyperparameter_problems(beta=-1.0, aggregation="sum")
+        ['`beta` must be >= 0; got -1.0', "`aggregation` must be 'sequence_mean' or 'token_mean'; got 'sum'"]
+        >>> grpo_hyperparameter_problems()
+        []
+    """
+    problems = []
+    if not epsilon > 0 or (epsilon_high is not None and not epsilon_high > 0):
+        problems.append(f"`epsilon` and `epsilon_high` must be > 0; got {epsilon} and {epsilon_high}")
+    if not beta >= 0:
+        problems.append(f"`beta` must be >= 0; got {beta}")
+    if aggregation not in ("sequence_mean", "token_mean"):
+        problems.append(f"`aggregation` must be 'sequence_mean' or 'token_mean'; got {aggregation!r}")
+    if advantage_scale not in ("group", "batch", "none"):
+        problems.append(f"`advantage_scale` must be 'group', 'batch' or 'none'; got {advantage_scale!r}")
+    return problems
 
 
 def group_advantages(
@@ -55,8 +71,9 @@ def group_advantages(
     * ``"none"``: no division, only centering (Dr. GRPO, Liu et al. 2025: the std division over-weights
       groups that are almost solved or almost failed).
 
-    A group whose utilities are all equal (spread ``<= 1e-8``) carries no preference among its completions and
-    gets exactly zero advantage (never NaN), whatever ``scale``.
+    A group whose utilities are all equal (spread at most ``TIE_TOL = 1e-8``, see
+    :func:`~pareto_lightning.losses.groups.tied_groups`) carries no preference among its completions and gets
+    exactly zero advantage (never NaN), whatever ``scale``.
 
     Args:
         utilities: ``[B*G]`` scalarized rewards (larger is better).
@@ -77,24 +94,23 @@ def group_advantages(
         >>> group_advantages(u, 3, scale="none")
         tensor([-1.,  0.,  1.,  0.,  0.,  0.])
     """
-    _check_groups(utilities, group_size)
-    if scale not in ("group", "batch", "none"):
-        raise ValueError(
-            f"`scale` (model.init_args.advantage_scale) must be 'group', 'batch' or 'none'; got {scale!r}."
-        )
-    grouped = utilities.view(-1, group_size)  # [B, G]
-    centered = grouped - grouped.mean(-1, keepdim=True)  # [B, G]
+    check_groups(utilities, group_size)
+    problems = grpo_hyperparameter_problems(advantage_scale=scale)
+    if problems:
+        raise ValueError(problems[0] + " (the `scale` argument).")
+    rows = grouped(utilities, group_size)  # [B, G]
+    centered = rows - rows.mean(-1, keepdim=True)  # [B, G]
     if scale == "group":
-        centered = centered / (grouped.std(-1, keepdim=True) + _STD_EPS)  # [B, G]
+        centered = centered / (rows.std(-1, keepdim=True) + _STD_EPS)  # [B, G]
     elif scale == "batch":
         centered = centered / (utilities.std() + _STD_EPS)
     # The mean of equal floats need not round back to the same float: force exact zeros for tied groups.
-    tied = (grouped.amax(-1, keepdim=True) - grouped.amin(-1, keepdim=True)) <= _TIE_TOL  # [B, 1]
+    tied = tied_groups(utilities, group_size).unsqueeze(-1)  # [B, 1]
     return torch.where(tied, torch.zeros_like(centered), centered).reshape(-1)
 
 
 def zero_spread_fraction(utilities: Tensor, group_size: int) -> float:
-    """Fraction of groups whose utilities are all equal (``max - min <= 1e-8``): they get zero advantage.
+    """Fraction of groups whose utilities are all equal (tied, ``max - min <= 1e-8``): they get zero advantage.
 
     A rising value is an early sign of collapse: once a policy's completions for a prompt are identical, GRPO
     stops learning on that prompt.
@@ -113,10 +129,8 @@ def zero_spread_fraction(utilities: Tensor, group_size: int) -> float:
         >>> zero_spread_fraction(torch.tensor([1.0, 2.0, 5.0, 5.0]), 2)
         0.5
     """
-    _check_groups(utilities, group_size)
-    grouped = utilities.view(-1, group_size)  # [B, G]
-    tied = (grouped.amax(-1) - grouped.amin(-1)) <= _TIE_TOL  # [B]
-    return tied.float().mean().item()
+    check_groups(utilities, group_size)
+    return tied_groups(utilities, group_size).float().mean().item()
 
 
 class GRPOStats(NamedTuple):
@@ -153,18 +167,9 @@ def _check_grpo_inputs(
     beta: float,
     aggregation: str,
 ) -> None:
-    if not epsilon > 0 or (epsilon_high is not None and not epsilon_high > 0):
-        raise ValueError(
-            f"`epsilon` and `epsilon_high` (model.init_args.epsilon / epsilon_high) must be > 0; "
-            f"got {epsilon} and {epsilon_high}."
-        )
-    if not beta >= 0:
-        raise ValueError(f"`beta` (model.init_args.beta, the KL coefficient) must be >= 0; got {beta}.")
-    if aggregation not in ("sequence_mean", "token_mean"):
-        raise ValueError(
-            f"`aggregation` (model.init_args.aggregation) must be 'sequence_mean' or 'token_mean'; "
-            f"got {aggregation!r}."
-        )
+    problems = grpo_hyperparameter_problems(epsilon, epsilon_high, beta, aggregation)
+    if problems:
+        raise ValueError(problems[0] + ".")
     if ref_logp is None and beta > 0:
         raise ValueError(f"`ref_logp` is required when `beta` > 0 (got beta={beta}); pass it or set beta=0.")
     if logp.ndim != 2:
@@ -280,4 +285,10 @@ def grpo_loss(
     return loss, stats
 
 
-__all__ = ["GRPOStats", "group_advantages", "grpo_loss", "zero_spread_fraction"]
+__all__ = [
+    "GRPOStats",
+    "group_advantages",
+    "grpo_hyperparameter_problems",
+    "grpo_loss",
+    "zero_spread_fraction",
+]
