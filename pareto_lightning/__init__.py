@@ -18,7 +18,14 @@ from pareto_lightning.generation import (
     HFGeneration,
     StaticCacheGeneration,
 )
-from pareto_lightning.losses import chunked_token_log_probs, dpo_loss, group_advantages, grpo_loss
+from pareto_lightning.losses import (
+    DPOLoss,
+    GRPOLoss,
+    chunked_token_log_probs,
+    dpo_loss,
+    group_advantages,
+    grpo_loss,
+)
 from pareto_lightning.losses.distillation import best_of_pool, mixture_distillation_loss
 from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility, PromptSweep
 from pareto_lightning.policy import PreferencePolicy, Rollout
@@ -58,6 +65,8 @@ __all__ = [
     "PreferenceSchedule",
     "PromptSweep",
     "StaticCacheGeneration",
+    "DPOLoss",
+    "GRPOLoss",
     "chunked_token_log_probs",
     "dpo_loss",
     "group_advantages",

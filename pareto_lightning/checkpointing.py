@@ -100,6 +100,74 @@ def resume_problems(saved: Mapping[str, Any] | None, current: Mapping[str, Any])
     ]
 
 
+def leave_frozen_out_of_checkpoints(module: nn.Module, name: str, child: nn.Module) -> None:
+    """Keep the frozen parameters and buffers of ``module``'s submodule ``name`` (``child``) out of its checkpoints.
+
+    Under a LoRA adapter the base weights are frozen and rebuilt from the model's own source whenever the module
+    is built, so checkpoints hold the adapter (a few MB) rather than the whole model. Tied weights are listed
+    under each of their names.
+
+    Example:
+        >>> root = nn.Module()
+        >>> root.net = nn.Linear(2, 2)
+        >>> _ = root.net.weight.requires_grad_(False)
+        >>> leave_frozen_out_of_checkpoints(root, "net", root.net)
+        >>> sorted(root.state_dict())
+        ['net.bias']
+    """
+    entries = child.state_dict(keep_vars=True).items()
+    leave_out_of_checkpoints(module, keys=[f"{name}.{n}" for n, t in entries if not t.requires_grad])
+
+
+def run_signature(
+    module: str, scalarizer: object, objective_names: list[str], callbacks: list[Any]
+) -> dict[str, Any]:
+    """What a run resuming a checkpoint must share with the run that wrote it (see :func:`resume_problems`):
+    the method, its scalarizer, the meta-learning settings and the objectives."""
+    from pareto_lightning.callbacks.meta_loop import MetaLoop
+
+    loops = [c.settings for c in callbacks if isinstance(c, MetaLoop)]
+    return {
+        "module": module,
+        "scalarizer": repr(scalarizer),
+        "objective_names": list(objective_names),
+        "meta_loop": loops[0] if loops else None,
+    }
+
+
+def other_setup_warning(problems: list[str]) -> str:
+    """The warning for a checkpoint of another setup that is evaluated (not trained on)."""
+    return (
+        "the checkpoint was written by another training setup:\n  " + "\n  ".join(problems) + "\nits "
+        "weights are evaluated with this config's module, rewards and sweep, and the run's config.yaml "
+        "records this config (`model.class_path`, ...), not the checkpoint's."
+    )
+
+
+def resume_error(problems: list[str], max_steps: int, checkpoint_step: int) -> str | None:
+    """Why training cannot resume a checkpoint at ``checkpoint_step``, or None.
+
+    Example:
+        >>> resume_error([], max_steps=10, checkpoint_step=4) is None
+        True
+        >>> resume_error([], max_steps=4, checkpoint_step=4).split(":")[0]
+        '`trainer.max_steps`=4 but the checkpoint given to `--ckpt_path` is at step 4'
+    """
+    if 0 < max_steps <= checkpoint_step:
+        return (
+            f"`trainer.max_steps`={max_steps} but the checkpoint given to `--ckpt_path` is at step "
+            f"{checkpoint_step}: resuming would train nothing. Set `trainer.max_steps` above "
+            f"{checkpoint_step} to train on, or evaluate it with `validate --ckpt_path`."
+        )
+    if problems:
+        return (
+            "`ckpt_path` holds a checkpoint of another training setup; resuming it here would train on as a "
+            "different method:\n  " + "\n  ".join(problems) + "\nresume with the config that wrote it "
+            "(its config.yaml sits in the run's log folder), or start a new run without `--ckpt_path`."
+        )
+    return None
+
+
 _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; a legacy pickle
 _DISTRIBUTED_METADATA = ".metadata"  # what torch.distributed.checkpoint writes into a checkpoint folder
 _WHERE = "the runs' checkpoints are in lightning_logs/version_<n>/checkpoints/"

@@ -35,7 +35,14 @@ class ParetoCLI(LightningCLI):
     sources with a ``check()`` (``HFPrompts``) are checked before any class is built, so a missing dataset fails
     before the models load, and so is the run folder (``trainer.default_root_dir``): it must be writable. A value
     the parser refuses is reported as its key and the reasons (:func:`short_parser_message`).
+
+    The optimizer and learning-rate schedule are the algorithm module's own (``model.init_args.optimizer`` /
+    ``lr_scheduler``, AdamW with a warmup and cosine decay by default): LightningCLI's top-level ``optimizer:`` /
+    ``lr_scheduler:`` keys, which would replace the module's ``configure_optimizers``, are not offered.
     """
+
+    def __init__(self, *args: Any, auto_configure_optimizers: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, auto_configure_optimizers=auto_configure_optimizers, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         if self.parser_class is LightningArgumentParser:

@@ -8,7 +8,10 @@ import torch
 from torch import Tensor
 
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
-from pareto_lightning.losses import dpo_loss
+from pareto_lightning.algorithms.loss_args import module_loss
+from pareto_lightning.algorithms.reuse import FirstIteration
+from pareto_lightning.losses.groups import best_worst_pairs
+from pareto_lightning.losses.modules import DPOLoss, configuration_error, quote_keys
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer
@@ -18,17 +21,27 @@ class MOODPOModule(PreferenceAlignmentModule):
     """Multi-objective online DPO.
 
     Per step: ``G`` (default 2) completions per prompt under its ``w``; rewards are scalarized into utilities; in
-    each group the highest-utility completion is *chosen* and the lowest *rejected*; the DPO loss is taken against
-    the reference model on sequence log-prob sums. Groups whose utilities are all equal carry no preference: they
-    give no gradient and are counted in ``train/tied_fraction``.
+    each group the highest-utility completion is *chosen* and the lowest *rejected*
+    (:func:`~pareto_lightning.losses.groups.best_worst_pairs`); the DPO loss is taken against the reference model
+    on sequence log-prob sums. Groups whose utilities are all equal carry no preference: they give no gradient and
+    are counted in ``train/tied_fraction``.
+
+    The loss is a :class:`~pareto_lightning.DPOLoss`: the one given as ``loss``, or by default one built from
+    ``beta`` and ``loss_type`` (a recipe sets either those or ``loss``, not both).
+
+    Args:
+        beta: the default loss's inverse temperature (> 0).
+        loss_type: the default loss's ``"sigmoid"`` (DPO) or ``"ipo"``.
+        loss: the loss (``class_path: pareto_lightning.DPOLoss``); None: the default loss above.
+        (other arguments: see :class:`PreferenceAlignmentModule`)
 
     Example:
         >>> from pareto_lightning.tasks import LexiconTask
         >>> from pareto_lightning import LinearScalarization
         >>> task = LexiconTask()
         >>> module = MOODPOModule(task.policy(max_new_tokens=4), task.reward(), LinearScalarization())
-        >>> module.num_generations, module.loss_type
-        (2, 'sigmoid')
+        >>> module.num_generations, module.loss
+        (2, DPOLoss(beta=0.1, loss_type='sigmoid'))
     """
 
     def __init__(
@@ -39,30 +52,27 @@ class MOODPOModule(PreferenceAlignmentModule):
         beta: float = 0.1,
         loss_type: Literal["sigmoid", "ipo"] = "sigmoid",
         num_generations: int = 2,
+        loss: DPOLoss | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(policy, reward, scalarizer, num_generations=num_generations, beta=beta, **kwargs)
-        if not beta > 0:
-            raise ValueError(f"`model.init_args.beta` must be > 0 for DPO; got {beta}.")
-        if loss_type not in ("sigmoid", "ipo"):
-            raise ValueError(f"`model.init_args.loss_type` must be 'sigmoid' or 'ipo'; got {loss_type!r}.")
-        self.loss_type = loss_type
+        arguments = {"beta": beta, "loss_type": loss_type}
+        problems = DPOLoss.problems(**arguments) if loss is None else []
+        if problems:
+            raise configuration_error(type(self).__name__, quote_keys(problems, "model.init_args"))
+        loss = module_loss(type(self).__name__, loss, DPOLoss, arguments)
+        super().__init__(policy, reward, scalarizer, loss, num_generations=num_generations, **kwargs)
+        self.loss: DPOLoss = loss
 
-    def compute_loss(self, rollout: Rollout, utilities: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        g = rollout.group_size
-        grouped = utilities.view(-1, g)  # [B, G]
-        offsets = torch.arange(grouped.shape[0], device=utilities.device) * g  # [B]
-        chosen = offsets + grouped.argmax(-1)  # [B] row index of the best completion
-        rejected = offsets + grouped.argmin(-1)  # [B]
-        valid = grouped.amax(-1) > grouped.amin(-1)  # [B] ties carry no preference
+    def compute_loss(
+        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None
+    ) -> tuple[Tensor, dict[str, Tensor], None]:
+        """The DPO loss on each group's best and worst completion (one update per rollout: nothing kept)."""
+        chosen, rejected, valid = best_worst_pairs(utilities, rollout.group_size)  # [B] each
         mask = rollout.completion_mask.to(torch.float32)
         logp, ref = self.sequence_log_probs(rollout)  # [N, T]
         seq = (logp * mask).sum(-1)  # [N]
         ref_seq = (ref * mask).sum(-1)  # [N]
-        loss, stats = dpo_loss(
-            seq[chosen], seq[rejected], ref_seq[chosen], ref_seq[rejected],
-            beta=self.beta, loss_type=self.loss_type, mask=valid,
-        )  # fmt: skip
+        loss, stats = self.loss(seq[chosen], seq[rejected], ref_seq[chosen], ref_seq[rejected], mask=valid)
         logs = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in stats._asdict().items()}
         logs["tied_fraction"] = 1.0 - valid.float().mean()
-        return loss, logs
+        return loss, logs, None

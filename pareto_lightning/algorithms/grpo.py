@@ -7,9 +7,11 @@ from typing import Any, Literal
 from torch import Tensor
 
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
-from pareto_lightning.algorithms.reuse import RolloutReuse
+from pareto_lightning.algorithms.loss_args import module_loss
+from pareto_lightning.algorithms.reuse import FirstIteration, RolloutReuse
 from pareto_lightning.data.contract import preference_data, update_schedule
-from pareto_lightning.losses import group_advantages, grpo_loss, zero_spread_fraction
+from pareto_lightning.losses.grpo import zero_spread_fraction
+from pareto_lightning.losses.modules import GRPOLoss, configuration_error, quote_keys
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer
@@ -28,12 +30,19 @@ class GRPOModule(PreferenceAlignmentModule):
     batches for those steps. With ``num_iterations = 1`` the ratio is exactly 1 (its gradient is the policy
     gradient), ``epsilon`` has no effect, and ``train/ratio_mean`` and ``train/clip_fraction`` are not logged.
 
+    The loss is a :class:`~pareto_lightning.GRPOLoss`: the one given as ``loss``, or by default one built from
+    ``beta``, ``epsilon``, ``epsilon_high``, ``advantage_scale`` and ``aggregation`` (a recipe sets either those or
+    ``loss``, not both).
+
     Args:
-        epsilon: lower clip ``1 - epsilon`` of the ratio.
-        epsilon_high: upper clip (defaults to ``epsilon``).
+        beta: KL coefficient of the default loss (``beta == 0`` skips the reference model).
+        epsilon: lower clip ``1 - epsilon`` of the ratio (default loss).
+        epsilon_high: upper clip (defaults to ``epsilon``) (default loss).
+        advantage_scale: ``"group"`` (GRPO), ``"batch"`` or ``"none"`` (Dr. GRPO) normalization of advantages
+            (default loss).
+        aggregation: ``"sequence_mean"`` (GRPO) or ``"token_mean"`` (DAPO) loss aggregation (default loss).
         num_iterations: optimizer steps per rollout (``>= 1``); with a ``MetaLoop`` it must divide ``inner_steps``.
-        advantage_scale: ``"group"`` (GRPO), ``"batch"`` or ``"none"`` (Dr. GRPO) normalization of advantages.
-        aggregation: ``"sequence_mean"`` (GRPO) or ``"token_mean"`` (DAPO) loss aggregation.
+        loss: the loss (``class_path: pareto_lightning.GRPOLoss``); None: the default loss above.
         (other arguments: see :class:`PreferenceAlignmentModule`)
 
     Example YAML (``model:`` section of a recipe)::
@@ -43,6 +52,10 @@ class GRPOModule(PreferenceAlignmentModule):
           num_generations: 8
           beta: 0.05
           scalarizer: {class_path: pareto_lightning.SmoothTchebycheff, init_args: {mu: 0.1}}
+
+    or, with the loss spelled out (instead of ``beta``)::
+
+          loss: {class_path: pareto_lightning.GRPOLoss, init_args: {beta: 0.05, aggregation: token_mean}}
 
     Example:
         >>> from pareto_lightning.tasks import LexiconTask
@@ -64,30 +77,21 @@ class GRPOModule(PreferenceAlignmentModule):
         advantage_scale: Literal["group", "batch", "none"] = "group",
         aggregation: Literal["sequence_mean", "token_mean"] = "sequence_mean",
         num_iterations: int = 1,
+        loss: GRPOLoss | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(policy, reward, scalarizer, num_generations=num_generations, beta=beta, **kwargs)
-        problems = []
-        if not epsilon > 0 or (epsilon_high is not None and not epsilon_high > 0):
-            problems.append(
-                f"`model.init_args.epsilon`/`epsilon_high` must be > 0; got {epsilon}, {epsilon_high}."
-            )
-        if advantage_scale not in ("group", "batch", "none"):
-            problems.append(
-                f"`model.init_args.advantage_scale` must be 'group', 'batch' or 'none'; got {advantage_scale!r}."
-            )
-        if aggregation not in ("sequence_mean", "token_mean"):
-            problems.append(
-                f"`model.init_args.aggregation` must be 'sequence_mean' or 'token_mean'; got {aggregation!r}."
-            )
+        arguments = {
+            "epsilon": epsilon, "epsilon_high": epsilon_high, "beta": beta, "advantage_scale": advantage_scale,
+            "aggregation": aggregation,
+        }  # fmt: skip
+        problems = GRPOLoss.problems(**arguments) if loss is None else []
         if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 1:
-            problems.append(
-                f"`model.init_args.num_iterations` must be an integer >= 1; got {num_iterations!r}."
-            )
+            problems.append(f"`num_iterations` must be an integer >= 1; got {num_iterations!r}")
         if problems:
-            raise ValueError("invalid GRPOModule configuration:\n  " + "\n  ".join(problems))
-        self.epsilon, self.epsilon_high = epsilon, epsilon_high
-        self.advantage_scale, self.aggregation = advantage_scale, aggregation
+            raise configuration_error(type(self).__name__, quote_keys(problems, "model.init_args"))
+        loss = module_loss(type(self).__name__, loss, GRPOLoss, arguments)
+        super().__init__(policy, reward, scalarizer, loss, num_generations=num_generations, **kwargs)
+        self.loss: GRPOLoss = loss
         self.num_iterations = num_iterations
         self.rollout_reuse = RolloutReuse(num_iterations)
 
@@ -97,23 +101,25 @@ class GRPOModule(PreferenceAlignmentModule):
         if stage == "fit":
             update_schedule(preference_data(self._trainer), batch_reuse=self.num_iterations)
 
-    def compute_loss(self, rollout: Rollout, utilities: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        state = self.loss_state  # empty at a rollout's first iteration, kept for the later ones
-        if not state:
-            advantages = group_advantages(utilities, rollout.group_size, scale=self.advantage_scale)  # [N]
+    def compute_loss(
+        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None
+    ) -> tuple[Tensor, dict[str, Tensor], FirstIteration]:
+        """The GRPO loss on ``rollout``; its first step keeps the advantages and the old and reference log-probs
+        (``first``), which do not change between iterations: later steps need no second reference forward."""
+        if first is None:
+            advantages = self.loss.advantages(utilities, rollout.group_size)  # [N]
             logp, ref = self.sequence_log_probs(rollout)  # [N, T] each
-            state.update(advantages=advantages, old_logp=logp.detach(), ref_logp=ref)
-        else:  # the reference and the advantages do not change between iterations: no second forward
+            first = FirstIteration(advantages=advantages, old_logp=logp.detach(), ref_logp=ref)
+        else:
             logp = self.policy.log_probs(rollout)  # [N, T]
-        loss, stats = grpo_loss(
-            logp, state["old_logp"], state["ref_logp"], state["advantages"], rollout.completion_mask,
-            epsilon=self.epsilon, epsilon_high=self.epsilon_high, beta=self.beta, aggregation=self.aggregation,
-        )  # fmt: skip
+        loss, stats = self.loss(
+            logp, first.old_logp, first.ref_logp, first.advantages, rollout.completion_mask
+        )
         logs = stats._asdict()
         if self.num_iterations == 1:  # the ratio is exactly 1: its mean and clip fraction would log constants
             logs = {k: v for k, v in logs.items() if k not in ("ratio_mean", "clip_fraction")}
         logs["zero_spread_fraction"] = zero_spread_fraction(utilities, rollout.group_size)
-        return loss, logs
+        return loss, logs, first
 
 
 from pareto_lightning.scalarization import SmoothTchebycheff  # noqa: E402,F401  (doctest namespace)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from torch import Tensor
 
@@ -40,8 +40,14 @@ class GradientGuard:
     def __init__(self, policy: GradNaNPolicy = "raise", max_skipped_steps: int = 10) -> None:
         problems = []
         if policy not in ("raise", "skip_step"):
-            problems.append(f"`model.init_args.grad_nan_policy` must be 'raise' or 'skip_step'; got {policy!r}.")
-        if isinstance(max_skipped_steps, bool) or not isinstance(max_skipped_steps, int) or max_skipped_steps < 0:
+            problems.append(
+                f"`model.init_args.grad_nan_policy` must be 'raise' or 'skip_step'; got {policy!r}."
+            )
+        if (
+            isinstance(max_skipped_steps, bool)
+            or not isinstance(max_skipped_steps, int)
+            or max_skipped_steps < 0
+        ):
             problems.append(
                 f"`model.init_args.max_skipped_steps` must be an integer >= 0; got {max_skipped_steps!r}."
             )
@@ -91,4 +97,31 @@ class GradientGuard:
         self.skipped = int(state.get("skipped", 0))
 
 
-__all__ = ["GradNaNPolicy", "GradientGuard"]
+def guard_optimizer_step(
+    module: Any, guard: GradientGuard, named_parameters: Iterable[tuple[str, Tensor]]
+) -> None:
+    """Run ``guard`` before ``module``'s optimizer step (its ``on_before_optimizer_step``): one flag is
+    all-reduced over ranks, a skipped step is warned about and counted in ``train/skipped_steps``. Under float16
+    loss scaling the gradient scaler skips steps with infinite gradients by design, and the guard stands aside."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+    from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+    trainer = module._trainer
+    plugin = trainer.precision_plugin if trainer is not None else None
+    if isinstance(plugin, MixedPrecision) and plugin.scaler is not None:
+        return
+
+    def any_rank(bad: bool) -> bool:
+        return trainer.strategy.reduce_boolean_decision(bad, all=False) if trainer is not None else bad
+
+    skipped = guard.before_step(named_parameters, module.global_step, any_rank)
+    if guard.policy == "skip_step":
+        module.log("train/skipped_steps", float(guard.skipped), batch_size=1)
+    if skipped:
+        rank_zero_warn(
+            f"step {module.global_step}: non-finite gradients, the step was skipped ({guard.skipped} of "
+            f"at most `model.init_args.max_skipped_steps`={guard.max_skipped_steps})."
+        )
+
+
+__all__ = ["GradNaNPolicy", "GradientGuard", "guard_optimizer_step"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch import Tensor
@@ -11,15 +11,24 @@ from pareto_lightning.rollout import Rollout
 
 
 @dataclass
+class FirstIteration:
+    """What a loss keeps from a rollout's first optimizer step for its later ones (``num_iterations > 1``)."""
+
+    advantages: Tensor  # [N]
+    old_logp: Tensor  # [N, T] per-token log-probs under the policy that sampled the rollout
+    ref_logp: Tensor | None  # [N, T] under the reference; None when the loss needs none
+
+
+@dataclass
 class ScoredRollout:
-    """A rollout with its rewards and utilities, and what the loss keeps from its first iteration."""
+    """A rollout with its rewards and utilities, and what the loss kept from its first iteration."""
 
     rollout: Rollout
     raw: Tensor  # [N, K]
     normalized: Tensor  # [N, K]
     utilities: Tensor  # [N]
     skipped: int  # groups dropped for non-finite rewards
-    loss_state: dict[str, Tensor | None] = field(default_factory=dict)  # e.g. old and reference log-probs
+    first: FirstIteration | None = None  # None until the loss has seen the rollout once
 
 
 class RolloutReuse:
@@ -58,7 +67,12 @@ class RolloutReuse:
         }
 
     def load_state_dict(self, state: dict[int, dict[str, Any]]) -> None:
-        self._kept = {
-            int(micro): ScoredRollout(**{**entry, "rollout": Rollout(**entry["rollout"])})
-            for micro, entry in state.items()
-        }
+        self._kept = {int(micro): _scored(dict(entry)) for micro, entry in state.items()}
+
+
+def _scored(entry: dict[str, Any]) -> ScoredRollout:
+    # `loss_state`: the name of `first` in older checkpoints
+    first = entry.pop("first", None) or entry.pop("loss_state", None)
+    return ScoredRollout(
+        **{**entry, "rollout": Rollout(**entry["rollout"])}, first=FirstIteration(**first) if first else None
+    )

@@ -136,13 +136,3 @@ def moments_across_ranks(rewards: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     if _world_size() > 1:
         dist.all_reduce(m2, op=dist.ReduceOp.SUM)
     return count, mean, m2
-
-
-def finite_groups(rewards: Tensor, group_size: int) -> Tensor:
-    """``[B]`` True for each group of ``group_size`` consecutive rows whose rewards are all finite.
-
-    Example:
-        >>> finite_groups(torch.tensor([[1.0, 0.0], [0.5, 0.5], [float("nan"), 1.0], [0.0, 1.0]]), 2)
-        tensor([ True, False])
-    """
-    return torch.isfinite(rewards).all(-1).view(-1, group_size).all(-1)  # [B]

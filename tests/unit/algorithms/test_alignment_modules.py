@@ -130,8 +130,12 @@ def test_configuration_errors_name_the_key(reward_model_dir):
     task = LexiconTask()
     reward = task.reward()
     with pytest.raises(ValueError) as err:
-        GRPOModule(task.policy(), reward, SmoothTchebycheff(), num_generations=1, beta=-1.0, learning_rate=0)
-    for key in ["num_generations", "beta", "learning_rate"]:
+        GRPOModule(task.policy(), reward, SmoothTchebycheff(), num_generations=1, learning_rate=0)
+    for key in ["num_generations", "learning_rate"]:
+        assert f"model.init_args.{key}" in str(err.value)
+    with pytest.raises(ValueError) as err:  # the loss's arguments, checked before the module's
+        GRPOModule(task.policy(), reward, SmoothTchebycheff(), beta=-1.0, num_iterations=0)
+    for key in ["beta", "num_iterations"]:
         assert f"model.init_args.{key}" in str(err.value)
     with pytest.raises(ValueError, match="epsilon"):
         GRPOModule(task.policy(), reward, SmoothTchebycheff(), epsilon=0)
