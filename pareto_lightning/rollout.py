@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from pareto_lightning.losses.groups import group_rows
+
 
 @dataclass
 class Rollout:
@@ -25,7 +27,7 @@ class Rollout:
 
     def select_groups(self, keep: Tensor) -> Rollout:
         """The rollout of the groups where ``keep [B]`` is True (rows of a group stay together)."""
-        rows = keep.to(self.weights.device).repeat_interleave(self.group_size)  # [N]
+        rows = group_rows(keep.to(self.weights.device), self.group_size)  # [N]
         index = rows.nonzero().squeeze(-1).tolist()
         return Rollout(
             prompts=[self.prompts[i] for i in index],
