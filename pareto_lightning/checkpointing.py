@@ -232,3 +232,14 @@ def check_checkpoint_path(path: str | None) -> None:
                 f"`--ckpt_path` {path} is a truncated or corrupt checkpoint ({error}); it was probably cut off "
                 f"while being written or copied: pass another one (e.g. last.ckpt or an earlier save); {_WHERE}."
             ) from None
+
+__all__ = [
+    "RUN_SIGNATURE_KEY",
+    "check_checkpoint_path",
+    "leave_frozen_out_of_checkpoints",
+    "leave_out_of_checkpoints",
+    "other_setup_warning",
+    "resume_error",
+    "resume_problems",
+    "run_signature",
+]

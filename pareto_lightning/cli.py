@@ -307,3 +307,13 @@ def main(args: list[str] | None = None) -> ParetoCLI:
         )
     end_process_group()
     return cli
+
+
+__all__ = [
+    "ParetoCLI",
+    "TRACEBACK_ENV",
+    "headline",
+    "main",
+    "own_error",
+    "short_errors",
+]

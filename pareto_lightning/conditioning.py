@@ -153,3 +153,13 @@ def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str
             + "\n  ".join(problems)
             + "\nset each pair to the same value."
         )
+
+__all__ = [
+    "DEFAULT_PLAIN_TEMPLATE",
+    "DEFAULT_TEMPLATE",
+    "chat_prompt",
+    "check_prompt_format",
+    "conditioned_prompt",
+    "format_preference",
+    "weight_decimals_problem",
+]

@@ -40,3 +40,8 @@ def silence_expected_messages() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropExpected) for f in logger.filters):
             logger.addFilter(_DropExpected())
+
+
+__all__ = [
+    "silence_expected_messages",
+]

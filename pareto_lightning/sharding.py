@@ -143,3 +143,12 @@ def end_process_group() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+__all__ = [
+    "decoder_layers",
+    "end_process_group",
+    "is_fsdp",
+    "mixed_precision_policy",
+    "shard_causal_lm",
+    "unsharded",
+]

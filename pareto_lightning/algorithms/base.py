@@ -251,3 +251,7 @@ class PreferenceAlignmentModule(SweepSteps, ReferenceModel, ResumableRun, pl.Lig
         )  # fmt: skip
         scheduler = schedule(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+__all__ = [
+    "PreferenceAlignmentModule",
+]

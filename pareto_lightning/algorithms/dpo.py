@@ -76,3 +76,7 @@ class MOODPOModule(PreferenceAlignmentModule):
         logs = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in stats._asdict().items()}
         logs["tied_fraction"] = 1.0 - valid.float().mean()
         return loss, logs, None
+
+__all__ = [
+    "MOODPOModule",
+]

@@ -123,3 +123,7 @@ class GRPOModule(PreferenceAlignmentModule):
 
 
 from pareto_lightning.scalarization import SmoothTchebycheff  # noqa: E402,F401  (doctest namespace)
+
+__all__ = [
+    "GRPOModule",
+]

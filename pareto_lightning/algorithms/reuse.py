@@ -76,3 +76,9 @@ def _scored(entry: dict[str, Any]) -> ScoredRollout:
     return ScoredRollout(
         **{**entry, "rollout": Rollout(**entry["rollout"])}, first=FirstIteration(**first) if first else None
     )
+
+__all__ = [
+    "FirstIteration",
+    "RolloutReuse",
+    "ScoredRollout",
+]

@@ -339,3 +339,8 @@ class ParetoEvaluation(Callback):
         import matplotlib.pyplot as plt
 
         plt.close(fig)
+
+__all__ = [
+    "ParetoEvaluation",
+    "SweepSummary",
+]

@@ -125,3 +125,9 @@ def _hypervolume(points: Tensor, ref_point: float | Tensor) -> float:
     metric = HypervolumeMetric(ref_point=ref_point, sync_on_compute=False).set_dtype(torch.float64)
     metric.update(points[~points.isnan().any(-1)])  # a weight no rank evaluated has no point
     return float(metric.compute())
+
+__all__ = [
+    "FrontSummary",
+    "KnownFront",
+    "summarize_front",
+]

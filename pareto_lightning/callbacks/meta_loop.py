@@ -389,3 +389,7 @@ class MetaLoop(Callback):
             int(state_dict["utility_count"]),
         )
         self._check_loaded = self._anchor is not None or self._buffer is not None
+
+__all__ = [
+    "MetaLoop",
+]

@@ -45,3 +45,7 @@ def pareto_figure(
     ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+__all__ = [
+    "pareto_figure",
+]

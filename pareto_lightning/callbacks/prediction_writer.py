@@ -46,3 +46,7 @@ class JSONLPredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
             print(f"Predictions written to {os.path.abspath(self.path)}")
+
+__all__ = [
+    "JSONLPredictionWriter",
+]

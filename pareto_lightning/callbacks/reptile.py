@@ -157,3 +157,15 @@ def outer_step(
             g = g + momentum * b if nesterov else b
         new_params[name] = (anchor[name].to(g.dtype) - lr * g).to(anchor[name].dtype)
     return new_params, new_buffer
+
+__all__ = [
+    "add_delta",
+    "copy_into",
+    "gathered",
+    "global_norm",
+    "is_dtensor",
+    "outer_step",
+    "placed_like",
+    "placed_states",
+    "snapshot",
+]

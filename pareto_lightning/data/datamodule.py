@@ -306,3 +306,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self._window = [
             {"prompts": list(b["prompts"]), "weights": b["weights"].clone()} for b in state.get("window", [])
         ]
+
+__all__ = [
+    "PreferencePromptDataModule",
+]

@@ -176,3 +176,10 @@ class ListPrompts:
 
     def load(self) -> list[str]:
         return list(self.prompts)
+
+__all__ = [
+    "HFPrompts",
+    "ListPrompts",
+    "PromptSource",
+    "check_utf8",
+]

@@ -324,3 +324,10 @@ class MultiObjectiveReward(nn.Module):
         if column.is_complex():
             raise TypeError(f"{label} must return real-valued scores; got dtype {column.dtype}.")
         return column.float()
+
+__all__ = [
+    "DeclaresObjective",
+    "MultiObjectiveReward",
+    "RewardFunction",
+    "declared_objective",
+]

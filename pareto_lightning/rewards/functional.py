@@ -136,3 +136,10 @@ def moments_across_ranks(rewards: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     if _world_size() > 1:
         dist.all_reduce(m2, op=dist.ReduceOp.SUM)
     return count, mean, m2
+
+__all__ = [
+    "check_finite_rewards",
+    "max_abs_across_ranks",
+    "merge_moments",
+    "moments_across_ranks",
+]

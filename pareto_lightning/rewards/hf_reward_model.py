@@ -205,3 +205,8 @@ class HFRewardModel(nn.Module):
             chunks.append(logits[:, 0].float())  # [b]
         # Concatenating outside inference mode gives an ordinary tensor, usable in autograd-recorded maths.
         return torch.cat(chunks) if chunks else torch.zeros(0, device=device)
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "HFRewardModel",
+]

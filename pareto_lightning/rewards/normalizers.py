@@ -151,3 +151,10 @@ class IdentityNormalizer(RewardNormalizer):
 
     def _normalize(self, rewards: Tensor) -> Tensor:
         return rewards
+
+__all__ = [
+    "IdentityNormalizer",
+    "MaxScaler",
+    "Standardizer",
+    "TanhSquash",
+]

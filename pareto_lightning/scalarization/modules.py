@@ -101,3 +101,10 @@ class Tchebycheff(Scalarizer):
 
     def extra_repr(self) -> str:
         return f"ideal_point={self.ideal_point.tolist()}"
+
+__all__ = [
+    "LinearScalarization",
+    "Scalarizer",
+    "SmoothTchebycheff",
+    "Tchebycheff",
+]

@@ -41,3 +41,8 @@ def as_vector(value: Any, num_objectives: int | None, key: str) -> Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(f"`{key}` must be finite; got {t.tolist()}.")
     return t
+
+__all__ = [
+    "as_points",
+    "as_vector",
+]
