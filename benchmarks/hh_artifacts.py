@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
+import inspect
 import itertools
 import json
 from dataclasses import dataclass
@@ -93,12 +95,17 @@ class HHArtifacts:
         Lists cannot be indexed on the command line, so the reward functions are given again as a whole list:
         the recipe's own entries with ``name_or_path`` replaced (helpful first, then harmless).
         """
-        import yaml
+        from pareto_lightning.cli import printed_config
 
-        with open(recipe) as fh:
-            config = yaml.safe_load(fh)
+        config = printed_config(["fit", "--config", str(recipe)])  # the recipe with its base
         functions = config["model"]["init_args"]["reward"]["init_args"]["functions"]
         for function, path in zip(functions, (self.helpful_rm, self.harmless_rm), strict=True):
+            # only what the recipe sets: defaults given back on the command line do not always read the same
+            # (a null as "None", a template's leading newlines dropped)
+            module, _, name = function["class_path"].rpartition(".")
+            defaults = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            function["init_args"] = {k: v for k, v in function["init_args"].items()
+                                     if k not in defaults or v != defaults[k].default}  # fmt: skip
             function["init_args"]["name_or_path"] = str(path)
         policy, data = "--model.init_args.policy.init_args", "--data.init_args"
         return [

@@ -21,6 +21,7 @@ from pareto_lightning.config_errors import check_writable_folder, short_parser_m
 from pareto_lightning.data import PreferencePromptDataModule
 from pareto_lightning.preferences import validate_preference  # noqa: F401  (doctest namespace)
 from pareto_lightning.quiet import silence_expected_messages
+from pareto_lightning.recipe_bases import BASE_KEY, expand_bases
 from pareto_lightning.sharding import end_process_group
 
 
@@ -43,6 +44,19 @@ class ParetoCLI(LightningCLI):
 
     def __init__(self, *args: Any, auto_configure_optimizers: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, auto_configure_optimizers=auto_configure_optimizers, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            f"--{BASE_KEY}", type=str | None, default=None,
+            help="The recipe this one extends (a path relative to it), stacked before it as a --config.",
+        )  # fmt: skip
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        # `base: <file>` in a recipe: the base goes first, as a stacked --config (pareto_lightning.recipe_bases).
+        if args is None or isinstance(args, (list, tuple)):
+            self.config = parser.parse_args(expand_bases(sys.argv[1:] if args is None else args))
+        else:
+            super().parse_arguments(parser, args)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         if self.parser_class is LightningArgumentParser:
@@ -290,6 +304,28 @@ def short_errors() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
+def printed_config(args: list[str]) -> dict[str, Any]:
+    """The whole config that ``args`` give (``base`` files, stacked ``--config`` files and overrides applied).
+
+    It is what ``--print_config`` prints, read back as a dict: the recipe as the run would see it, without
+    building any model or dataset. ``args`` start with the subcommand, e.g.
+    ``["fit", "--config", "recipes/weighted_meta.yaml"]``.
+    """
+    import contextlib
+    import io
+
+    import yaml
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([*args, "--print_config"])
+        except SystemExit as end:
+            if end.code not in (0, None):
+                raise
+    return yaml.safe_load(out.getvalue())
+
+
 def main(args: list[str] | None = None) -> ParetoCLI:
     """Run the CLI (``args`` defaults to ``sys.argv``); configuration errors print as one message.
 
@@ -313,6 +349,7 @@ __all__ = [
     "ParetoCLI",
     "TRACEBACK_ENV",
     "headline",
+    "printed_config",
     "main",
     "own_error",
     "short_errors",

@@ -5,13 +5,14 @@ import os
 import re
 
 import pytest
-import yaml
 
-from pareto_lightning.cli import main
+from pareto_lightning.cli import printed_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGE = os.path.join(ROOT, "pareto_lightning")
-RECIPES = sorted(glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True))
+# Every runnable recipe; the shared files under recipes/base/ are read through the recipes that extend them.
+RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "recipes", "**", "*.yaml"), recursive=True)
+                 if os.sep + "base" + os.sep not in p)  # fmt: skip
 # Trainer attributes that messages mention as state, not as settings.
 RUNTIME = {"trainer.global_step", "trainer.log_dir"}
 QUOTED = re.compile(r"`((?:model|data|trainer)\.[A-Za-z_.0-9\[\]]+|\{_KEY\}[A-Za-z_.0-9\[\]]*)`")
@@ -36,18 +37,8 @@ def typable_paths():
         if args is None:  # override files need their base recipe
             base = "weighted_grpo.yaml" if "per_prompt" in recipe else "weighted_meta.yaml"
             args = ["fit", "--config", os.path.join(ROOT, "recipes", base), "--config", recipe]
-        paths |= set(_flatten(_printed_config(args)))
+        paths |= set(_flatten(printed_config(args)))
     return paths
-
-
-def _printed_config(args):
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        main([*args, "--print_config"])
-    return yaml.safe_load(out.getvalue())
 
 
 def _quoted_paths():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import inspect
 import json
 import os
 import re
@@ -20,7 +21,6 @@ from unittest import mock
 
 import pytest
 import torch
-import yaml
 from hh_artifacts import (
     HUB_BEAVERTAILS,
     HUB_HARMLESS_RM,
@@ -47,7 +47,7 @@ from pareto_lightning import (
     split_seen_unseen,
 )
 from pareto_lightning.checkpointing import leave_out_of_checkpoints
-from pareto_lightning.cli import ParetoCLI
+from pareto_lightning.cli import ParetoCLI, printed_config
 from pareto_lightning.rewards import DEFAULT_TEMPLATE, Standardizer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,18 +100,18 @@ def test_hh_recipe_names_the_paper_setup(path):
     lines = text.splitlines()
     assert lines[1].strip() == f"#   python recipes/train.py fit --config recipes/hh/{os.path.basename(path)}"
     assert "4 CUDA GPUs" in lines[2]
-    config = yaml.safe_load(text)
+    config = printed_config(["fit", "--config", path])  # the recipe with its base
     trainer, model, data = config["trainer"], config["model"]["init_args"], config["data"]["init_args"]
-    assert trainer["strategy"] == {
-        "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
-        "init_args": {"data_parallel_size": 4, "tensor_parallel_size": 1},
-    }
+    strategy = trainer["strategy"]
+    assert strategy["class_path"] == "lightning.pytorch.strategies.ModelParallelStrategy"
+    assert (strategy["init_args"]["data_parallel_size"], strategy["init_args"]["tensor_parallel_size"]) == (4, 1)
     assert (trainer["accelerator"], trainer["devices"], trainer["num_nodes"]) == ("gpu", 4, 1)
     assert trainer["precision"] == "bf16-mixed"
     assert model["policy"]["init_args"]["model"] == model["policy"]["init_args"]["tokenizer"] == HUB_POLICY
     functions = model["reward"]["init_args"]["functions"]
     assert [f["init_args"]["name_or_path"] for f in functions] == [HUB_HELPFUL_RM, HUB_HARMLESS_RM]
-    assert all("template" not in f["init_args"] for f in functions)  # HFRewardModel's Human/Assistant default
+    default_template = inspect.signature(HFRewardModel).parameters["template"].default  # Human/Assistant
+    assert all(f["init_args"]["template"] == default_template for f in functions)
     train, evals = data["train_prompts"]["init_args"], data["eval_prompts"]["init_args"]
     assert (train["path"], train["split"], train["prompt_column"]) == (
         HUB_ULTRAFEEDBACK,
