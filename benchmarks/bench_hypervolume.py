@@ -1,4 +1,4 @@
-"""Overhead of ``HypervolumeMetric`` (update + compute) over calling ``moocore.hypervolume`` directly.
+"""Overhead of ``Hypervolume`` (update + compute) over calling ``moocore.hypervolume`` directly.
 
 Data: 10^4 points in 2-D and 10^3 points in 4-D, spread on and just below the unit sphere's positive
 orthant (a densely populated front, so the exact computation has real work to do). Prints the median of
@@ -19,10 +19,10 @@ import moocore
 import torch
 
 try:
-    from pareto_lightning.metrics import HypervolumeMetric
+    from pareto_lightning.metrics import Hypervolume
 except ModuleNotFoundError:  # a source checkout without `pip install -e .`
     sys.path.append(str(Path(__file__).resolve().parents[1]))
-    from pareto_lightning.metrics import HypervolumeMetric
+    from pareto_lightning.metrics import Hypervolume
 
 
 def near_front(n: int, k: int, seed: int) -> torch.Tensor:
@@ -47,7 +47,7 @@ def bench(n: int, k: int, batches: int, repeats: int) -> None:
     ref = -0.1
 
     def with_metric() -> float:
-        metric = HypervolumeMetric(ref_point=ref)
+        metric = Hypervolume(ref_point=ref)
         for chunk in points.chunk(batches):  # as an evaluation loop would feed it
             metric.update(chunk)
         return float(metric.compute())
@@ -60,7 +60,7 @@ def bench(n: int, k: int, batches: int, repeats: int) -> None:
     t_metric, hv_metric = median_seconds(with_metric, repeats)
     t_direct, hv_direct = median_seconds(direct, repeats)
     print(
-        f"K={k} N={n:>6} ({batches} updates): HypervolumeMetric {t_metric * 1e3:8.2f} ms | "
+        f"K={k} N={n:>6} ({batches} updates): Hypervolume {t_metric * 1e3:8.2f} ms | "
         f"moocore.hypervolume {t_direct * 1e3:8.2f} ms | ratio {t_metric / t_direct:5.2f}x | "
         f"HV {hv_metric:.6f} vs {hv_direct:.6f}"
     )

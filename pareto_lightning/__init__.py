@@ -27,7 +27,7 @@ from pareto_lightning.losses import (
     grpo_loss,
 )
 from pareto_lightning.losses.distillation import best_of_pool, mixture_distillation_loss
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceSweep, PreferenceUtility, PromptSweep
+from pareto_lightning.metrics import Hypervolume, PreferenceSweep, PreferenceUtility, PromptSweep
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
@@ -36,21 +36,22 @@ from pareto_lightning.preferences import (
     split_seen_unseen,
     validate_preference,
 )
+from pareto_lightning.renamed import renamed
 from pareto_lightning.rewards import (
     HFRewardModel,
     IdentityNormalizer,
     LLMJudge,
-    MaxScaler,
+    MaxNormalizer,
     MultiObjectiveReward,
     RewardFunction,
     RewardNormalizer,
-    Standardizer,
-    TanhSquash,
+    TanhNormalizer,
     TextstatScore,
     VaderSentiment,
+    ZScoreNormalizer,
 )
 from pareto_lightning.rollout import SweepBatch
-from pareto_lightning.scalarization import LinearScalarization, Scalarizer, SmoothTchebycheff, Tchebycheff
+from pareto_lightning.scalarization import Scalarizer, SmoothTchebycheff, Tchebycheff, WeightedSum
 from pareto_lightning.sharding import end_process_group
 from pareto_lightning.tasks import LexiconTask
 
@@ -81,14 +82,14 @@ __all__ = [
     "GRPOModule",
     "HFPrompts",
     "HFRewardModel",
-    "HypervolumeMetric",
+    "Hypervolume",
     "IdentityNormalizer",
     "JSONLPredictionWriter",
     "LLMJudge",
-    "LinearScalarization",
+    "WeightedSum",
     "ListPrompts",
     "MOODPOModule",
-    "MaxScaler",
+    "MaxNormalizer",
     "MetaLoop",
     "MultiObjectiveReward",
     "ParetoEvaluation",
@@ -103,9 +104,9 @@ __all__ = [
     "Rollout",
     "Scalarizer",
     "SmoothTchebycheff",
-    "Standardizer",
+    "ZScoreNormalizer",
     "SweepBatch",
-    "TanhSquash",
+    "TanhNormalizer",
     "TextstatScore",
     "Tchebycheff",
     "VaderSentiment",
@@ -116,3 +117,8 @@ __all__ = [
     "split_seen_unseen",
     "validate_preference",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

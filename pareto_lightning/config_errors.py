@@ -124,4 +124,19 @@ def check_writable_folder(path: str, key: str) -> None:
         ) from None
 
 
-__all__ = ["check_writable_folder", "short_parser_message"]
+def quote_keys(problems: list[str], prefix: str) -> list[str]:
+    """Problems in their own terms (argument names in backticks) as the config keys under ``prefix``.
+
+    Example:
+        >>> quote_keys(["`beta` must be >= 0; got -1"], "model.init_args")
+        ['`model.init_args.beta` must be >= 0; got -1.']
+    """
+    return [re.sub(r"`(\w+)`", lambda m: f"`{prefix}.{m.group(1)}`", p) + "." for p in problems]
+
+
+def configuration_error(owner: str, problems: list[str]) -> ValueError:
+    """One error listing every problem of ``owner``'s configuration."""
+    return ValueError(f"invalid {owner} configuration:\n  " + "\n  ".join(problems))
+
+
+__all__ = ["check_writable_folder", "configuration_error", "quote_keys", "short_parser_message"]

@@ -24,10 +24,11 @@ from pareto_lightning.algorithms.reporting import sample_table, train_logs, writ
 from pareto_lightning.algorithms.resume import ResumableRun
 from pareto_lightning.algorithms.reuse import FirstIteration, RolloutReuse, ScoredRollout
 from pareto_lightning.checkpointing import leave_frozen_out_of_checkpoints, leave_out_of_checkpoints
+from pareto_lightning.config_errors import configuration_error, quote_keys
 from pareto_lightning.data.contract import preference_data
 from pareto_lightning.finite import use_safe_attention_kernels
 from pareto_lightning.losses.groups import group_size_problem
-from pareto_lightning.losses.modules import AlignmentLoss, configuration_error, quote_keys
+from pareto_lightning.losses.modules import AlignmentLoss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer

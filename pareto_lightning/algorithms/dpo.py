@@ -10,8 +10,9 @@ from torch import Tensor
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
 from pareto_lightning.algorithms.loss_args import module_loss
 from pareto_lightning.algorithms.reuse import FirstIteration
+from pareto_lightning.config_errors import configuration_error, quote_keys
 from pareto_lightning.losses.groups import best_worst_pairs
-from pareto_lightning.losses.modules import DPOLoss, configuration_error, quote_keys
+from pareto_lightning.losses.modules import DPOLoss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer
@@ -37,9 +38,9 @@ class MOODPOModule(PreferenceAlignmentModule):
 
     Example:
         >>> from pareto_lightning.tasks import LexiconTask
-        >>> from pareto_lightning import LinearScalarization
+        >>> from pareto_lightning import WeightedSum
         >>> task = LexiconTask()
-        >>> module = MOODPOModule(task.policy(max_new_tokens=4), task.reward(), LinearScalarization())
+        >>> module = MOODPOModule(task.policy(max_new_tokens=4), task.reward(), WeightedSum())
         >>> module.num_generations, module.loss
         (2, DPOLoss(beta=0.1, loss_type='sigmoid'))
     """

@@ -9,9 +9,10 @@ from torch import Tensor
 from pareto_lightning.algorithms.base import PreferenceAlignmentModule
 from pareto_lightning.algorithms.loss_args import module_loss
 from pareto_lightning.algorithms.reuse import FirstIteration, RolloutReuse
+from pareto_lightning.config_errors import configuration_error, quote_keys
 from pareto_lightning.data.contract import preference_data, update_schedule
 from pareto_lightning.losses.grpo import zero_spread_fraction
-from pareto_lightning.losses.modules import GRPOLoss, configuration_error, quote_keys
+from pareto_lightning.losses.modules import GRPOLoss
 from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.rewards import MultiObjectiveReward
 from pareto_lightning.scalarization import Scalarizer
@@ -21,7 +22,7 @@ class GRPOModule(PreferenceAlignmentModule):
     """Group Relative Policy Optimization on scalarized multi-objective rewards.
 
     Per step: ``G`` completions per prompt under the prompt's ``w``; rewards ``[B*G, K]`` -> utilities ``[B*G]``
-    with the scalarizer (``LinearScalarization`` = Grid-GRPO, ``SmoothTchebycheff`` = Weighted-GRPO); group-relative
+    with the scalarizer (``WeightedSum`` = Grid-GRPO, ``SmoothTchebycheff`` = Weighted-GRPO); group-relative
     advantages; clipped-ratio loss with a k3 KL penalty to the reference model.
 
     Each rollout serves ``num_iterations`` optimizer steps (the GRPO paper's ``mu``, TRL's ``num_iterations``):

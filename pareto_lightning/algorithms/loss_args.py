@@ -6,7 +6,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, TypeVar
 
-from pareto_lightning.losses.modules import AlignmentLoss, configuration_error
+from pareto_lightning.config_errors import configuration_error
+from pareto_lightning.losses.modules import AlignmentLoss
 
 LossT = TypeVar("LossT", bound=AlignmentLoss)
 

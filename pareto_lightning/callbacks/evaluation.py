@@ -24,9 +24,11 @@ from torch import Tensor
 
 from pareto_lightning.callbacks.front_summary import KnownFront, summarize_front
 from pareto_lightning.callbacks.plotting import pareto_figure
+from pareto_lightning.config_errors import quote_keys
 from pareto_lightning.data.contract import PreferenceData, preference_data
 from pareto_lightning.metrics import PreferenceSweep, PromptSweep
 from pareto_lightning.rollout import SweepBatch
+from pareto_lightning.scalarization.functional import mu_problem
 
 _KEY = "trainer.callbacks[i].init_args"  # the ParetoEvaluation entry of the callbacks list
 
@@ -98,7 +100,7 @@ class ParetoEvaluation(Callback):
             checkpoint selection that follows ``val/pu``) compare like with like. ``"frozen_normalizer"``
             (default): the module's reward normalizer with its statistics frozen at the first evaluation that
             finds any (kept in checkpoints; raw rewards before that, and always without a normalizer);
-            ``"raw"``: the reward functions' own scale. A normalizer that keeps learning (``MaxScaler``'s running
+            ``"raw"``: the reward functions' own scale. A normalizer that keeps learning (``MaxNormalizer``'s running
             maximum) would otherwise score the same policy differently at every evaluation.
         prompt_steer_threshold: a prompt steers objective ``k`` when its own Spearman over the sweep is above this
             (default 0.5), a number in ``[-1, 1)``.
@@ -121,8 +123,8 @@ class ParetoEvaluation(Callback):
     ) -> None:
         key = _KEY
         problems = []
-        if not mu > 0:
-            problems.append(f"`{key}.mu` must be > 0; got {mu}.")
+        if mu_problem(mu) is not None:
+            problems += quote_keys([mu_problem(mu)], key)
         if front_from not in ("greedy", "sampled"):
             problems.append(f"`{key}.front_from` must be 'greedy' or 'sampled'; got {front_from!r}.")
         if yardstick not in ("frozen_normalizer", "raw"):

@@ -9,7 +9,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from pareto_lightning.metrics import HypervolumeMetric
+from pareto_lightning.metrics import Hypervolume
 from pareto_lightning.metrics.functional import max_gap, prompt_steerability, spearman_correlation
 
 
@@ -122,7 +122,7 @@ def summarize_front(
 
 def _hypervolume(points: Tensor, ref_point: float | Tensor) -> float:
     # The points are already the sweep's (summed over ranks), so no second sync.
-    metric = HypervolumeMetric(ref_point=ref_point, sync_on_compute=False).set_dtype(torch.float64)
+    metric = Hypervolume(ref_point=ref_point, sync_on_compute=False).set_dtype(torch.float64)
     metric.update(points[~points.isnan().any(-1)])  # a weight no rank evaluated has no point
     return float(metric.compute())
 

@@ -6,31 +6,16 @@ An algorithm module takes one of these as ``model.init_args.loss`` (a ``class_pa
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from pareto_lightning.config_errors import configuration_error, quote_keys
 from pareto_lightning.losses.dpo import DPOStats, dpo_hyperparameter_problems, dpo_loss
 from pareto_lightning.losses.grpo import GRPOStats, group_advantages, grpo_hyperparameter_problems, grpo_loss
 
 LOSS_KEY = "model.init_args.loss.init_args"
 """Where a recipe sets a loss's hyperparameters."""
-
-
-def quote_keys(problems: list[str], prefix: str) -> list[str]:
-    """Problems in their own terms (argument names in backticks) as the config keys under ``prefix``.
-
-    Example:
-        >>> quote_keys(["`beta` must be >= 0; got -1"], "model.init_args")
-        ['`model.init_args.beta` must be >= 0; got -1.']
-    """
-    return [re.sub(r"`(\w+)`", lambda m: f"`{prefix}.{m.group(1)}`", p) + "." for p in problems]
-
-
-def configuration_error(owner: str, problems: list[str]) -> ValueError:
-    """One error listing every problem of ``owner``'s configuration."""
-    return ValueError(f"invalid {owner} configuration:\n  " + "\n  ".join(problems))
 
 
 class AlignmentLoss(nn.Module):
@@ -170,4 +155,4 @@ class DPOLoss(AlignmentLoss):
         return f"beta={self.beta}, loss_type={self.loss_type!r}"
 
 
-__all__ = ["LOSS_KEY", "AlignmentLoss", "DPOLoss", "GRPOLoss", "configuration_error", "quote_keys"]
+__all__ = ["LOSS_KEY", "AlignmentLoss", "DPOLoss", "GRPOLoss"]

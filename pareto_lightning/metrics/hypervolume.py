@@ -1,4 +1,4 @@
-"""``HypervolumeMetric``: exact hypervolume of every point seen, as a ``torchmetrics.Metric``."""
+"""``Hypervolume``: exact hypervolume of every point seen, as a ``torchmetrics.Metric``."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from torchmetrics.utilities import dim_zero_cat
 
 from pareto_lightning.metrics.functional._checks import as_vector
 from pareto_lightning.metrics.functional.pareto import _hypervolume_compute, _hypervolume_update
+from pareto_lightning.renamed import renamed
 
 
-class HypervolumeMetric(Metric):
+class Hypervolume(Metric):
     """Hypervolume (maximized objectives) of every point seen, above ``ref_point``; higher is better.
 
     Hypervolume is not a sum over batches, so every point that can add volume is kept (a list state gathered
@@ -30,7 +31,7 @@ class HypervolumeMetric(Metric):
         kwargs: passed to ``torchmetrics.Metric``.
 
     Example:
-        >>> metric = HypervolumeMetric(ref_point=0.0)
+        >>> metric = Hypervolume(ref_point=0.0)
         >>> metric.update(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
         >>> metric.update(torch.tensor([[3.0, 1.0], [-1.0, 5.0]]))  # (-1, 5) is below the reference
         >>> metric.compute()
@@ -73,4 +74,9 @@ class HypervolumeMetric(Metric):
         return _hypervolume_compute(flat.reshape(-1, k), self.ref_point)  # [N, K] -> []
 
 
-__all__ = ["HypervolumeMetric"]
+__all__ = ["Hypervolume"]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

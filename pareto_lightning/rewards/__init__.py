@@ -1,5 +1,6 @@
 """Rewards (paper section A.2): reward functions, a frozen Hugging Face reward model, offline scorers, normalizers."""
 
+from pareto_lightning.renamed import renamed
 from pareto_lightning.rewards import functional
 from pareto_lightning.rewards.base import (
     DeclaresObjective,
@@ -11,10 +12,10 @@ from pareto_lightning.rewards.hf_reward_model import DEFAULT_TEMPLATE, HFRewardM
 from pareto_lightning.rewards.judge import DEFAULT_JUDGE_TEMPLATE, LLMJudge
 from pareto_lightning.rewards.normalizers import (
     IdentityNormalizer,
-    MaxScaler,
+    MaxNormalizer,
     RewardNormalizer,
-    Standardizer,
-    TanhSquash,
+    TanhNormalizer,
+    ZScoreNormalizer,
 )
 from pareto_lightning.rewards.scorers import MissingPackageError, TextstatScore, VaderSentiment
 
@@ -25,15 +26,20 @@ __all__ = [
     "HFRewardModel",
     "IdentityNormalizer",
     "LLMJudge",
-    "MaxScaler",
+    "MaxNormalizer",
     "MissingPackageError",
     "MultiObjectiveReward",
     "RewardFunction",
     "RewardNormalizer",
-    "Standardizer",
-    "TanhSquash",
+    "ZScoreNormalizer",
+    "TanhNormalizer",
     "TextstatScore",
     "VaderSentiment",
     "declared_objective",
     "functional",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

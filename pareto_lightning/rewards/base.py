@@ -93,16 +93,16 @@ class MultiObjectiveReward(nn.Module):
         names: one unique name per objective, used in logs and error messages. Left out, they are
             ``objective_<k>`` until an algorithm module adopts its policy's ``objective_names``
             (:meth:`match_objectives`); given, they must equal the policy's, name by name and in order.
-        normalizer: per-objective normalizer (e.g. :class:`~pareto_lightning.rewards.MaxScaler`, the paper's
+        normalizer: per-objective normalizer (e.g. :class:`~pareto_lightning.rewards.MaxNormalizer`, the paper's
             choice); ``None`` leaves rewards as they are.
 
     Example:
-        >>> from pareto_lightning.rewards import MaxScaler
+        >>> from pareto_lightning.rewards import MaxNormalizer
         >>> def length(prompts, completions):
         ...     return torch.tensor([float(len(c)) for c in completions])
         >>> def has_please(prompts, completions):
         ...     return [float("please" in c) for c in completions]
-        >>> reward = MultiObjectiveReward([length, has_please], ["length", "polite"], normalizer=MaxScaler())
+        >>> reward = MultiObjectiveReward([length, has_please], ["length", "polite"], normalizer=MaxNormalizer())
         >>> raw, normalized = reward(["q1", "q2"], ["ok", "yes please"])
         >>> raw
         tensor([[ 2.,  0.],

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from pareto_lightning.conditioning import chat_prompt
 from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
 from pareto_lightning.rewards.hf_reward_model import _no_autocast
 from pareto_lightning.rewards.scorers import FUNCTION_KEY, raise_problems
@@ -160,8 +161,7 @@ class LLMJudge(nn.Module):
                  for p, c in zip(prompts, completions, strict=True)]  # fmt: skip
         if not self.chat:
             return [t + "\nAnswer:" for t in texts]
-        return [self.tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
-                                                   add_generation_prompt=True) for t in texts]  # fmt: skip
+        return [chat_prompt(None, t, self.tokenizer) for t in texts]  # the one prompt layout, no system line
 
     def forward(self, prompts: Sequence[str], completions: Sequence[str]) -> Tensor:
         """``[N]`` float32 scores on the judge's device: ``P(Yes)`` or the log-odds (``output``)."""

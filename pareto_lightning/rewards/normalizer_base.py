@@ -33,8 +33,8 @@ class RewardNormalizer(nn.Module):
             never update, useful with statistics loaded from a checkpoint).
 
     Example:
-        >>> from pareto_lightning.rewards import MaxScaler
-        >>> norm = MaxScaler(freeze_after=1)
+        >>> from pareto_lightning.rewards import MaxNormalizer
+        >>> norm = MaxNormalizer(freeze_after=1)
         >>> norm(torch.tensor([[2.0, -4.0]]))  # training mode: update (max |r| = [2, 4]), then normalize
         tensor([[ 1., -1.]])
         >>> norm(torch.tensor([[4.0, 1.0]]))  # frozen after one update: statistics unchanged
@@ -76,8 +76,8 @@ class RewardNormalizer(nn.Module):
             num_objectives: ``K``. Statistics already sized to another ``K`` are refused.
 
         Example:
-            >>> from pareto_lightning.rewards import MaxScaler
-            >>> norm = MaxScaler()
+            >>> from pareto_lightning.rewards import MaxNormalizer
+            >>> norm = MaxNormalizer()
             >>> norm.size_statistics(2)
             >>> norm.max_abs, norm.num_objectives, norm.normalize(torch.tensor([[3.0, -4.0]]))
             (tensor([0., 0.], dtype=torch.float64), 2, tensor([[ 3., -4.]]))

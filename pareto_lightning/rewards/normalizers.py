@@ -5,7 +5,7 @@ the objectives are comparable. A normalizer maps rewards ``[N, K]`` to ``[N, K]`
 objective*. Statistics are registered buffers, so they are saved in and restored from a Lightning checkpoint,
 and under DDP/FSDP every update is reduced across ranks, so all ranks normalize identically.
 
-The paper reports its results with max-based scaling (:class:`MaxScaler`); standardization behaved similarly
+The paper reports its results with max-based scaling (:class:`MaxNormalizer`); standardization behaved similarly
 and tanh squashing often led to policy collapse.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pareto_lightning.renamed import renamed
 from pareto_lightning.rewards.functional import max_abs_across_ranks, merge_moments, moments_across_ranks
 from pareto_lightning.rewards.normalizer_base import _KEY, RewardNormalizer
 
@@ -24,7 +25,7 @@ def _check_eps(eps: float) -> float:
     return float(eps)
 
 
-class MaxScaler(RewardNormalizer):
+class MaxNormalizer(RewardNormalizer):
     """Max-based scaling (the paper's choice): ``r / max|r|``, the maximum running over every batch seen.
 
     Each objective is divided by the largest absolute reward seen so far for that objective (over all ranks),
@@ -35,7 +36,7 @@ class MaxScaler(RewardNormalizer):
         freeze_after: stop updating the maximum after this many updates (``None``: never).
 
     Example:
-        >>> scaler = MaxScaler()
+        >>> scaler = MaxNormalizer()
         >>> scaler(torch.tensor([[1.0, -2.0], [3.0, 1.0]]))  # max |r| = [3, 2]
         tensor([[ 0.3333, -1.0000],
                 [ 1.0000,  0.5000]])
@@ -63,7 +64,7 @@ class MaxScaler(RewardNormalizer):
         return f"eps={self.eps}, {super().extra_repr()}"
 
 
-class Standardizer(RewardNormalizer):
+class ZScoreNormalizer(RewardNormalizer):
     """Standardization by the running mean and variance: ``(r - mean) / sqrt(var + eps)``.
 
     The running statistics cover every reward seen (over all ranks); each batch is merged with Chan's parallel
@@ -75,7 +76,7 @@ class Standardizer(RewardNormalizer):
         freeze_after: stop updating the statistics after this many updates (``None``: never).
 
     Example:
-        >>> std = Standardizer()
+        >>> std = ZScoreNormalizer()
         >>> std(torch.tensor([[1.0, 10.0], [3.0, 10.0]]))  # mean [2, 10], var [1, 0]
         tensor([[-1.,  0.],
                 [ 1.,  0.]])
@@ -114,7 +115,7 @@ class Standardizer(RewardNormalizer):
         return f"eps={self.eps}, {super().extra_repr()}"
 
 
-class TanhSquash(RewardNormalizer):
+class TanhNormalizer(RewardNormalizer):
     """``tanh(r / scale)``: bounds rewards to ``(-1, 1)`` without statistics.
 
     The paper found this often led to unstable training and policy collapse (saturated rewards lose the
@@ -124,7 +125,7 @@ class TanhSquash(RewardNormalizer):
         scale: reward magnitude mapped to ``tanh(1) ~ 0.76``, ``> 0``.
 
     Example:
-        >>> TanhSquash(scale=2.0)(torch.tensor([[0.0, 2.0]]))
+        >>> TanhNormalizer(scale=2.0)(torch.tensor([[0.0, 2.0]]))
         tensor([[0.0000, 0.7616]])
     """
 
@@ -154,7 +155,12 @@ class IdentityNormalizer(RewardNormalizer):
 
 __all__ = [
     "IdentityNormalizer",
-    "MaxScaler",
-    "Standardizer",
-    "TanhSquash",
+    "MaxNormalizer",
+    "ZScoreNormalizer",
+    "TanhNormalizer",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

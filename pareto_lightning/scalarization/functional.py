@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pareto_lightning.renamed import renamed
+
 
 def _check_shapes(rewards: Tensor, weights: Tensor) -> None:
     if rewards.shape[-1] != weights.shape[-1]:
@@ -20,11 +22,11 @@ def _check_shapes(rewards: Tensor, weights: Tensor) -> None:
         )
 
 
-def linear(rewards: Tensor, weights: Tensor) -> Tensor:
+def weighted_sum(rewards: Tensor, weights: Tensor) -> Tensor:
     """Linear scalarization ``sum_i w_i r_i``.
 
     Example:
-        >>> linear(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]))
+        >>> weighted_sum(torch.tensor([0.2, 0.8]), torch.tensor([0.5, 0.5]))
         tensor(0.5000)
     """
     _check_shapes(rewards, weights)
@@ -34,6 +36,22 @@ def linear(rewards: Tensor, weights: Tensor) -> Tensor:
 def _gaps(rewards: Tensor, weights: Tensor, ideal_point: Tensor | float) -> Tensor:
     ideal = torch.as_tensor(ideal_point, dtype=rewards.dtype, device=rewards.device)
     return weights * (ideal - rewards)  # [..., K] weighted shortfall from the ideal point
+
+
+def mu_problem(mu: float) -> str | None:
+    """What is wrong with a smoothing ``mu`` (a finite number > 0), naming the argument; None when it is fine.
+
+    The one check of ``mu`` for the smooth Tchebycheff scalarizer, the preference utility and the evaluation.
+
+    Example:
+        >>> mu_problem(0.1) is None
+        True
+        >>> mu_problem(0)
+        '`mu` must be a finite float > 0 (the smoothing); got 0'
+    """
+    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not 0 < mu < float("inf"):
+        return f"`mu` must be a finite float > 0 (the smoothing); got {mu!r}"
+    return None
 
 
 def smooth_tchebycheff(
@@ -49,8 +67,9 @@ def smooth_tchebycheff(
         >>> smooth_tchebycheff(r, w, ideal_point=1.0, mu=0.1)  # -(0.25 + 0.1 * log 2)
         tensor(-0.3193)
     """
-    if mu <= 0:
-        raise ValueError(f"`mu` must be > 0; got {mu}.")
+    problem = mu_problem(mu)
+    if problem is not None:
+        raise ValueError(problem + ".")
     _check_shapes(rewards, weights)
     return -mu * torch.logsumexp(_gaps(rewards, weights, ideal_point) / mu, dim=-1)
 
@@ -66,4 +85,9 @@ def tchebycheff(rewards: Tensor, weights: Tensor, ideal_point: Tensor | float = 
     return -_gaps(rewards, weights, ideal_point).amax(-1)
 
 
-__all__ = ["linear", "smooth_tchebycheff", "tchebycheff"]
+__all__ = ["mu_problem", "smooth_tchebycheff", "tchebycheff", "weighted_sum"]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

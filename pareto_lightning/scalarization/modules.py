@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pareto_lightning.config_errors import quote_keys
+from pareto_lightning.renamed import renamed
 from pareto_lightning.scalarization import functional as F
 
 
@@ -44,16 +46,16 @@ def _ideal_buffer(ideal_point: float | Sequence[float]) -> Tensor:
     return t
 
 
-class LinearScalarization(Scalarizer):
+class WeightedSum(Scalarizer):
     """``w^T r``: the Grid-GRPO and MO-ODPO utility. Its maximizers lie on the convex hull of the front.
 
     Example:
-        >>> LinearScalarization()(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.3, 0.7]]))
+        >>> WeightedSum()(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.3, 0.7]]))
         tensor([0.3000])
     """
 
     def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
-        return F.linear(rewards, weights.to(rewards.dtype))
+        return F.weighted_sum(rewards, weights.to(rewards.dtype))
 
 
 class SmoothTchebycheff(Scalarizer):
@@ -70,8 +72,9 @@ class SmoothTchebycheff(Scalarizer):
 
     def __init__(self, mu: float = 0.1, ideal_point: float | Sequence[float] = 1.0) -> None:
         super().__init__()
-        if not mu > 0:
-            raise ValueError(f"`mu` must be > 0 (model.init_args.scalarizer.init_args.mu); got {mu}.")
+        problem = F.mu_problem(mu)
+        if problem is not None:
+            raise ValueError(quote_keys([problem], "model.init_args.scalarizer.init_args")[0])
         self.mu = float(mu)
         self.register_buffer("ideal_point", _ideal_buffer(ideal_point), persistent=False)
 
@@ -103,8 +106,13 @@ class Tchebycheff(Scalarizer):
         return f"ideal_point={self.ideal_point.tolist()}"
 
 __all__ = [
-    "LinearScalarization",
+    "WeightedSum",
     "Scalarizer",
     "SmoothTchebycheff",
     "Tchebycheff",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from pareto_lightning.metrics.functional.utility import shortfall
 from pareto_lightning.preferences import validate_preference
-from pareto_lightning.scalarization.functional import linear
+from pareto_lightning.scalarization.functional import weighted_sum
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconReward, check_task_arguments
 from pareto_lightning.tasks.vocabulary import OBJECTIVE_NAMES, LexiconTokenizer
 
@@ -254,7 +254,7 @@ class LexiconTask:
         """
         w = self._weights(weights)  # [..., K]
         front = self._front.to(w.device)
-        index = linear(front, w[..., None, :]).argmax(dim=-1)  # [...]
+        index = weighted_sum(front, w[..., None, :]).argmax(dim=-1)  # [...]
         return front[index]  # [..., K]
 
     def __repr__(self) -> str:

@@ -9,11 +9,11 @@ import pytest
 
 from pareto_lightning import (
     GRPOModule,
-    LinearScalarization,
     MetaLoop,
     MOODPOModule,
     ParetoEvaluation,
     SmoothTchebycheff,
+    WeightedSum,
 )
 from pareto_lightning.cli import ParetoCLI
 from pareto_lightning.tasks import LexiconInstructLM, LexiconLM
@@ -35,9 +35,9 @@ def _instantiate(args):
 
 
 EXPECTED = {
-    "mo_odpo": (MOODPOModule, LinearScalarization, False),
-    "grid_grpo": (GRPOModule, LinearScalarization, False),
-    "grid_meta_grpo": (GRPOModule, LinearScalarization, True),
+    "mo_odpo": (MOODPOModule, WeightedSum, False),
+    "grid_grpo": (GRPOModule, WeightedSum, False),
+    "grid_meta_grpo": (GRPOModule, WeightedSum, True),
     "weighted_grpo": (GRPOModule, SmoothTchebycheff, False),
     "weighted_meta": (GRPOModule, SmoothTchebycheff, True),
 }
@@ -88,8 +88,8 @@ def test_ablation_overrides_apply(path):
 
 def test_scalarizer_swaps_from_the_command_line():
     cli = _instantiate(["--config", os.path.join(ROOT, "recipes", "weighted_grpo.yaml"), FEW_BASE_STEPS,
-                        "--model.init_args.scalarizer", "pareto_lightning.LinearScalarization"])  # fmt: skip
-    assert isinstance(cli.model.scalarizer, LinearScalarization)
+                        "--model.init_args.scalarizer", "pareto_lightning.WeightedSum"])  # fmt: skip
+    assert isinstance(cli.model.scalarizer, WeightedSum)
 
 
 @pytest.mark.slow

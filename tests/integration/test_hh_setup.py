@@ -37,18 +37,18 @@ from pareto_lightning import (
     GRPOModule,
     HFPrompts,
     HFRewardModel,
-    LinearScalarization,
-    MaxScaler,
+    MaxNormalizer,
     MetaLoop,
     MOODPOModule,
     ParetoEvaluation,
     SmoothTchebycheff,
+    WeightedSum,
     simplex_grid,
     split_seen_unseen,
 )
 from pareto_lightning.checkpointing import leave_out_of_checkpoints
 from pareto_lightning.cli import ParetoCLI, printed_config
-from pareto_lightning.rewards import DEFAULT_TEMPLATE, Standardizer
+from pareto_lightning.rewards import DEFAULT_TEMPLATE, ZScoreNormalizer
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(glob.glob(str(REPO / "recipes" / "hh" / "*.yaml")))
@@ -60,9 +60,9 @@ CPU = [
     "--trainer.logger=false",
 ]
 EXPECTED = {  # module, scalarizer, MetaLoop
-    "mo_odpo": (MOODPOModule, LinearScalarization, False),
-    "grid_grpo": (GRPOModule, LinearScalarization, False),
-    "grid_meta_grpo": (GRPOModule, LinearScalarization, True),
+    "mo_odpo": (MOODPOModule, WeightedSum, False),
+    "grid_grpo": (GRPOModule, WeightedSum, False),
+    "grid_meta_grpo": (GRPOModule, WeightedSum, True),
     "weighted_grpo": (GRPOModule, SmoothTchebycheff, False),
     "weighted_meta": (GRPOModule, SmoothTchebycheff, True),
 }
@@ -141,7 +141,7 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
     assert [r.objective for r in rewards] == ["helpfulness", "harmlessness"]  # each checked against its slot
     assert all(r.template == DEFAULT_TEMPLATE for r in rewards)
     assert module.reward.names == ["helpfulness", "harmlessness"]
-    assert isinstance(module.reward.normalizer, MaxScaler)
+    assert isinstance(module.reward.normalizer, MaxNormalizer)
 
     assert dm.batch_size == 2 and dm.sampler.alpha.tolist() == [1.0, 1.0]
     assert torch.equal(dm.train_support, simplex_grid(2, 10)) and len(dm.train_support) == 11
@@ -357,7 +357,7 @@ def _root(normalizer) -> torch.nn.Module:
 
 
 def test_checkpoint_hooks_restore_updated_statistics_and_keep_refusing_real_gaps():
-    saved = _root(Standardizer())
+    saved = _root(ZScoreNormalizer())
     saved.norm(torch.tensor([[1.0, 10.0], [3.0, 10.0]]))  # mean [2, 10], var [1, 0]
     state = saved.state_dict()
     assert sorted(state) == [
@@ -368,7 +368,7 @@ def test_checkpoint_hooks_restore_updated_statistics_and_keep_refusing_real_gaps
         "policy.bias",
         "policy.weight",
     ]
-    fresh = _root(Standardizer())
+    fresh = _root(ZScoreNormalizer())
     blank = fresh.state_dict()  # what a distributed checkpoint reads into: [K] statistics, no frozen keys
     assert blank["norm.mean"].tolist() == [0.0, 0.0] and "frozen.weight" not in blank
     fresh.load_state_dict(state, strict=True)
@@ -380,12 +380,12 @@ def test_checkpoint_hooks_restore_updated_statistics_and_keep_refusing_real_gaps
     torch.testing.assert_close(fresh.norm(torch.tensor([[4.0, 10.0]])), expected)
     del state["policy.weight"]
     with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "policy.weight"'):
-        _root(Standardizer()).load_state_dict(state, strict=True)
+        _root(ZScoreNormalizer()).load_state_dict(state, strict=True)
 
 
 def test_statistics_saved_before_any_update_still_pass_rewards_through_after_loading():
-    saved = _root(Standardizer())
-    fresh = _root(Standardizer())
+    saved = _root(ZScoreNormalizer())
+    fresh = _root(ZScoreNormalizer())
     fresh.load_state_dict(saved.state_dict(), strict=True)
     assert int(fresh.norm.num_updates) == 0 and fresh.norm.num_objectives == 2
     rewards = torch.tensor([[5.0, -3.0]])

@@ -23,14 +23,14 @@ import torch
 import yaml
 from smollm2_artifacts import REPO, build_tiny_smollm2, recipe_script
 
-from pareto_lightning import GRPOModule, LinearScalarization, MetaLoop, ParetoEvaluation, SmoothTchebycheff
+from pareto_lightning import GRPOModule, MetaLoop, ParetoEvaluation, SmoothTchebycheff, WeightedSum
 from pareto_lightning.cli import main
 from pareto_lightning.preferences import PAPER_EVAL_WEIGHTS, simplex_grid
 from pareto_lightning.rewards import TextstatScore
 
 RECIPES = sorted(glob.glob(str(REPO / "recipes" / "smollm2" / "*.yaml")))
 EXPECTED = {  # scalarizer, MetaLoop
-    "grid_grpo": (LinearScalarization, False),
+    "grid_grpo": (WeightedSum, False),
     "weighted_grpo": (SmoothTchebycheff, False),
     "weighted_meta": (SmoothTchebycheff, True),
 }

@@ -15,12 +15,13 @@ from torch import Tensor
 
 from pareto_lightning.metrics.functional._checks import as_vector
 from pareto_lightning.preferences import validate_preference
-from pareto_lightning.scalarization.functional import smooth_tchebycheff
+from pareto_lightning.scalarization.functional import mu_problem, smooth_tchebycheff
 
 
 def _check_mu(mu: float) -> None:
-    if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not (0 < mu < float("inf")):
-        raise ValueError(f"`mu` must be a finite float > 0 (the smoothing of the shortfall); got {mu!r}.")
+    problem = mu_problem(mu)
+    if problem is not None:
+        raise ValueError(problem + ".")
 
 
 def shortfall(rewards: Tensor, weights: Tensor, ideal_point: float | Tensor = 1.0, mu: float = 0.1) -> Tensor:

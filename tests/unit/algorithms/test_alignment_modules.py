@@ -6,12 +6,12 @@ from transformers import GPT2Config, GPT2ForSequenceClassification
 from pareto_lightning import (
     GRPOModule,
     HFRewardModel,
-    LinearScalarization,
     ListPrompts,
     MOODPOModule,
     MultiObjectiveReward,
     PreferencePromptDataModule,
     SmoothTchebycheff,
+    WeightedSum,
 )
 from pareto_lightning.tasks import LexiconLM, LexiconReward, LexiconTask, LexiconTokenizer
 
@@ -107,8 +107,8 @@ def test_lora_step_trains_only_the_adapter(reward_model_dir):
 
 
 def test_scalarizer_is_pluggable(reward_model_dir):
-    assert isinstance(_module(GRPOModule, reward_model_dir, scalarizer=LinearScalarization()).scalarizer,
-                      LinearScalarization)  # fmt: skip
+    assert isinstance(_module(GRPOModule, reward_model_dir, scalarizer=WeightedSum()).scalarizer,
+                      WeightedSum)  # fmt: skip
 
 
 def test_checkpoint_stores_neither_the_reference_nor_frozen_reward_models(reward_model_dir, tmp_path):
@@ -140,9 +140,9 @@ def test_configuration_errors_name_the_key(reward_model_dir):
     with pytest.raises(ValueError, match="epsilon"):
         GRPOModule(task.policy(), reward, SmoothTchebycheff(), epsilon=0)
     with pytest.raises(ValueError, match="beta"):
-        MOODPOModule(task.policy(), reward, LinearScalarization(), beta=0.0)
+        MOODPOModule(task.policy(), reward, WeightedSum(), beta=0.0)
     with pytest.raises(ValueError, match="loss_type"):
-        MOODPOModule(task.policy(), reward, LinearScalarization(), loss_type="hinge")
+        MOODPOModule(task.policy(), reward, WeightedSum(), loss_type="hinge")
     three = LexiconTask(num_objectives=3)
     with pytest.raises(ValueError, match=r"3.*2|2.*3"):
         GRPOModule(three.policy(), reward, SmoothTchebycheff())

@@ -10,9 +10,9 @@ from pareto_lightning import (
     DPOLoss,
     GRPOLoss,
     GRPOModule,
-    LinearScalarization,
     MOODPOModule,
     SmoothTchebycheff,
+    WeightedSum,
 )
 from pareto_lightning.algorithms.optim import warmup_cosine
 from pareto_lightning.algorithms.reuse import FirstIteration, RolloutReuse, ScoredRollout
@@ -32,7 +32,7 @@ def test_default_losses_are_built_from_the_module_arguments():
     assert isinstance(module.loss, GRPOLoss) and module.beta == module.loss.beta == 0.05
     assert (module.loss.epsilon, module.loss.aggregation) == (0.1, "token_mean")
     task = LexiconTask()
-    dpo = MOODPOModule(task.policy(max_new_tokens=2), task.reward(), LinearScalarization(), loss_type="ipo")
+    dpo = MOODPOModule(task.policy(max_new_tokens=2), task.reward(), WeightedSum(), loss_type="ipo")
     assert isinstance(dpo.loss, DPOLoss) and dpo.loss.loss_type == "ipo" and dpo.beta == 0.1
 
 

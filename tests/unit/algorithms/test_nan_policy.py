@@ -7,7 +7,7 @@ import torch
 from pareto_lightning import (
     GRPOModule,
     ListPrompts,
-    MaxScaler,
+    MaxNormalizer,
     MultiObjectiveReward,
     PreferencePromptDataModule,
     SmoothTchebycheff,
@@ -34,7 +34,7 @@ def _fit(bad, nan_policy):
     torch.manual_seed(0)
     task = LexiconTask()
     reward = MultiObjectiveReward([NaNRows(bad), LexiconReward("harmlessness")], names=list(task.objective_names),
-                                  normalizer=MaxScaler())  # fmt: skip
+                                  normalizer=MaxNormalizer())  # fmt: skip
     module = GRPOModule(task.policy(max_new_tokens=4), reward, SmoothTchebycheff(), num_generations=2, beta=0.0,
                         nan_policy=nan_policy)  # fmt: skip
     seen = []

@@ -6,12 +6,12 @@ import torch
 
 from pareto_lightning import (
     GRPOModule,
-    LinearScalarization,
     ListPrompts,
     MetaLoop,
     MOODPOModule,
     PreferencePromptDataModule,
     SmoothTchebycheff,
+    WeightedSum,
 )
 from pareto_lightning.tasks import LexiconTask
 
@@ -49,7 +49,7 @@ def meta_checkpoint(tmp_path_factory):
     [
         (lambda: _module(MOODPOModule), lambda: [MetaLoop(1, 2)], r"module: the checkpoint has 'GRPOModule'"),
         (
-            lambda: _module(scalarizer=LinearScalarization()),
+            lambda: _module(scalarizer=WeightedSum()),
             lambda: [MetaLoop(1, 2)],
             r"scalarizer: the checkpoint",
         ),

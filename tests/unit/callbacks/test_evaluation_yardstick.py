@@ -9,7 +9,7 @@ import torch
 from pareto_lightning import (
     GRPOModule,
     ListPrompts,
-    MaxScaler,
+    MaxNormalizer,
     MultiObjectiveReward,
     ParetoEvaluation,
     PreferencePromptDataModule,
@@ -62,7 +62,7 @@ def _module():
     task = LexiconTask()
     # Rewards that are never zero, so that a change of scale shows in every metric.
     reward = MultiObjectiveReward([_words(0.1), _words(0.2)], names=list(task.objective_names),
-                                  normalizer=MaxScaler())  # fmt: skip
+                                  normalizer=MaxNormalizer())  # fmt: skip
     return GRPOModule(task.policy(max_new_tokens=6), reward, SmoothTchebycheff(), num_generations=2, beta=0.0)
 
 

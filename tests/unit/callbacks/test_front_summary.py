@@ -42,7 +42,7 @@ def test_summary_against_the_exact_front_of_the_lexicon_task():
 def test_pareto_evaluation_rejects_bad_arguments():
     from pareto_lightning import ParetoEvaluation
 
-    with pytest.raises(ValueError, match=r"`trainer.callbacks\[i\].init_args.mu` must be > 0"):
+    with pytest.raises(ValueError, match=r"`trainer.callbacks\[i\].init_args.mu` must be a finite float > 0"):
         ParetoEvaluation(mu=0.0)
     with pytest.raises(ValueError, match=r"`trainer.callbacks\[i\].init_args.front_from` must be"):
         ParetoEvaluation(front_from="best")

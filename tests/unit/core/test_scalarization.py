@@ -3,13 +3,13 @@ import math
 import pytest
 import torch
 
-from pareto_lightning.scalarization import LinearScalarization, SmoothTchebycheff, Tchebycheff
-from pareto_lightning.scalarization.functional import linear, smooth_tchebycheff, tchebycheff
+from pareto_lightning.scalarization import SmoothTchebycheff, Tchebycheff, WeightedSum
+from pareto_lightning.scalarization.functional import smooth_tchebycheff, tchebycheff, weighted_sum
 
 
 def test_hand_worked_values():
     r, w = torch.tensor([0.2, 0.8]), torch.tensor([0.25, 0.75])
-    assert linear(r, w).item() == pytest.approx(0.05 + 0.6)
+    assert weighted_sum(r, w).item() == pytest.approx(0.05 + 0.6)
     # gaps: 0.25*0.8 = 0.2, 0.75*0.2 = 0.15
     assert tchebycheff(r, w, 1.0).item() == pytest.approx(-0.2)
     expected = -0.1 * math.log(math.exp(2.0) + math.exp(1.5))
@@ -22,7 +22,7 @@ def test_one_hot_weights_make_linear_pick_one_objective():
     r = torch.rand(10, 3)
     for k in range(3):
         w = torch.nn.functional.one_hot(torch.tensor(k), 3).float()
-        assert torch.equal(linear(r, w), r[:, k])
+        assert torch.equal(weighted_sum(r, w), r[:, k])
 
 
 @pytest.mark.parametrize("mu", [1.0, 0.1, 0.01, 1e-3])
@@ -46,7 +46,7 @@ def test_stable_for_tiny_mu_and_large_rewards():
     assert torch.allclose(out, tchebycheff(r, w, 1.0), rtol=1e-6)
 
 
-@pytest.mark.parametrize("fn", [linear, lambda r, w: smooth_tchebycheff(r, w, 1.0, 0.1), tchebycheff])
+@pytest.mark.parametrize("fn", [weighted_sum, lambda r, w: smooth_tchebycheff(r, w, 1.0, 0.1), tchebycheff])
 def test_monotone_non_decreasing_in_each_reward(fn):
     torch.manual_seed(1)
     r, w = torch.rand(100, 2), torch.distributions.Dirichlet(torch.ones(2)).sample((100,))
@@ -62,7 +62,7 @@ def test_non_convex_front_linear_picks_corners_tchebycheff_moves_inside():
     linear_picks, smooth_picks = [], []
     for a in torch.linspace(0.05, 0.95, 19, dtype=torch.float64).tolist():
         w = torch.tensor([a, 1 - a], dtype=torch.float64)
-        linear_picks.append(t[linear(front, w).argmax()].item())
+        linear_picks.append(t[weighted_sum(front, w).argmax()].item())
         smooth_picks.append(t[smooth_tchebycheff(front, w, 1.0, 0.01).argmax()].item())
     assert set(linear_picks) <= {0.0, 1.0}
     interior = [p for p in smooth_picks if 0.05 < p < 0.95]
@@ -73,7 +73,7 @@ def test_non_convex_front_linear_picks_corners_tchebycheff_moves_inside():
 
 def test_modules_match_functional_and_accept_vector_ideal_point():
     r, w = torch.rand(5, 2), torch.tensor([[0.3, 0.7]]).expand(5, 2)
-    assert torch.equal(LinearScalarization()(r, w), linear(r, w))
+    assert torch.equal(WeightedSum()(r, w), weighted_sum(r, w))
     z = [1.0, 0.5]
     assert torch.allclose(SmoothTchebycheff(0.2, z)(r, w), smooth_tchebycheff(r, w, torch.tensor(z), 0.2))
     assert torch.allclose(Tchebycheff(z)(r, w), tchebycheff(r, w, torch.tensor(z)))
@@ -81,13 +81,14 @@ def test_modules_match_functional_and_accept_vector_ideal_point():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"`mu` must be > 0 \(model.init_args.scalarizer.init_args.mu\)"):
+    key = r"`model.init_args.scalarizer.init_args.mu`"
+    with pytest.raises(ValueError, match=key + r" must be a finite float > 0 \(the smoothing\); got 0.0"):
         SmoothTchebycheff(mu=0.0)
-    with pytest.raises(ValueError, match="`mu` must be > 0"):
+    with pytest.raises(ValueError, match=r"`mu` must be a finite float > 0 \(the smoothing\); got -1.0"):
         smooth_tchebycheff(torch.rand(2), torch.rand(2), 1.0, -1.0)
     with pytest.raises(ValueError, match="ideal_point"):
         Tchebycheff(ideal_point=[[1.0]])
     with pytest.raises(ValueError, match="ideal_point"):
         SmoothTchebycheff(ideal_point=float("inf"))
     with pytest.raises(ValueError, match="objectives"):
-        linear(torch.rand(3), torch.rand(2))
+        weighted_sum(torch.rand(3), torch.rand(2))

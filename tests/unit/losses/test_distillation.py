@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pareto_lightning import LinearScalarization, SmoothTchebycheff, Tchebycheff
+from pareto_lightning import SmoothTchebycheff, Tchebycheff, WeightedSum
 from pareto_lightning.losses.distillation import best_of_pool, mixture_distillation_loss
 
 # Three completions of one prompt: simple, technical, and in between.
@@ -25,7 +25,7 @@ def test_linear_selection_matches_the_hand_worked_sums():
     # w^T r at (0.5, 0.5): 0.5, 0.5, 0.6 -> the interior completion; at (0.6, 0.4): 0.58, 0.42, 0.6 -> still 2;
     # at (0.7, 0.3): 0.66, 0.34, 0.6 -> completion 0.
     w = torch.tensor([[[0.5, 0.5], [0.6, 0.4], [0.7, 0.3]]])
-    assert best_of_pool(POOL, w, LinearScalarization()).tolist() == [[2, 2, 0]]
+    assert best_of_pool(POOL, w, WeightedSum()).tolist() == [[2, 2, 0]]
 
 
 def test_each_prompt_picks_from_its_own_pool():

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility, PromptSweep
+from pareto_lightning.metrics import Hypervolume, PreferenceUtility, PromptSweep
 
 WORLD_SIZE = 2
 
@@ -47,12 +47,12 @@ def run_rank(rank: int, world_size: int, port: int, data_file: str, out_dir: str
     # Hypervolume, 2-D, default float32 states: each rank sees half of the points.
     points2 = data["points2"]
     half = points2.shape[0] // 2
-    hv2 = HypervolumeMetric(ref_point=-0.1)
+    hv2 = Hypervolume(ref_point=-0.1)
     hv2.update(points2[:half] if rank == 0 else points2[half:])
     result["hv2"] = hv2.compute().item()
 
     # Hypervolume, 3-D, float64 states: rank 1 never updates (it must still join the gather and learn K).
-    hv3 = HypervolumeMetric(ref_point=[0.0, 0.0, 0.0])
+    hv3 = Hypervolume(ref_point=[0.0, 0.0, 0.0])
     hv3.set_dtype(torch.float64)
     if rank == 0:
         hv3.update(data["points3"])

@@ -1,4 +1,4 @@
-"""``PreferenceUtility`` and ``HypervolumeMetric``: batch accumulation agrees with the functional form."""
+"""``PreferenceUtility`` and ``Hypervolume``: batch accumulation agrees with the functional form."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility
+from pareto_lightning.metrics import Hypervolume, PreferenceUtility
 from pareto_lightning.metrics.functional import hypervolume, preference_utility
 
 
@@ -86,7 +86,7 @@ def test_preference_utility_class_compute_without_rows_raises() -> None:
             metric.compute()
 
 
-# ---------------------------------------------------------------- HypervolumeMetric
+# ---------------------------------------------------------------- Hypervolume
 
 
 def _front(seed: int, n: int, k: int) -> torch.Tensor:
@@ -99,7 +99,7 @@ def _front(seed: int, n: int, k: int) -> torch.Tensor:
 @pytest.mark.parametrize("k", [2, 3, 4])
 def test_hypervolume_class_agrees_with_functional(k: int) -> None:
     pts = _front(k, 40, k)
-    metric = HypervolumeMetric(ref_point=[0.0] * k)
+    metric = Hypervolume(ref_point=[0.0] * k)
     metric.set_dtype(torch.float64)
     for chunk in pts.split(13):
         metric.update(chunk)
@@ -107,7 +107,7 @@ def test_hypervolume_class_agrees_with_functional(k: int) -> None:
 
 
 def test_hypervolume_class_hand_worked_and_default_dtype() -> None:
-    metric = HypervolumeMetric(ref_point=0.0)
+    metric = Hypervolume(ref_point=0.0)
     metric.update(torch.tensor([[1.0, 3.0], [2.0, 2.0]]))
     metric.update(torch.tensor([[3.0, 1.0], [-1.0, 5.0], [4.0, 0.0]]))  # the last two add nothing
     out = metric.compute()
@@ -116,18 +116,18 @@ def test_hypervolume_class_hand_worked_and_default_dtype() -> None:
 
 
 def test_hypervolume_class_forward_and_reset() -> None:
-    metric = HypervolumeMetric(ref_point=0.0)
+    metric = Hypervolume(ref_point=0.0)
     assert metric(torch.tensor([[1.0, 3.0]])).item() == pytest.approx(3.0)  # this batch alone
     assert metric(torch.tensor([[3.0, 1.0]])).item() == pytest.approx(3.0)
     assert metric.compute().item() == pytest.approx(5.0)  # union of both batches
     metric.reset()
     with pytest.warns(UserWarning, match=r"called before the ``update`` method"):
         assert metric.compute().item() == 0.0
-    assert HypervolumeMetric.higher_is_better is True and HypervolumeMetric.full_state_update is False
+    assert Hypervolume.higher_is_better is True and Hypervolume.full_state_update is False
 
 
 def test_hypervolume_class_without_useful_points_is_zero() -> None:
-    metric = HypervolumeMetric(ref_point=[0.5, 0.5])
+    metric = Hypervolume(ref_point=[0.5, 0.5])
     metric.update(torch.tensor([[0.4, 0.9], [0.9, 0.5]]))
     assert metric.compute().item() == 0.0
 
@@ -142,15 +142,15 @@ def test_hypervolume_class_without_useful_points_is_zero() -> None:
 )
 def test_hypervolume_class_constructor_errors(ref, match) -> None:
     with pytest.raises(ValueError, match=match):
-        HypervolumeMetric(ref_point=ref)
+        Hypervolume(ref_point=ref)
 
 
 def test_hypervolume_class_update_errors() -> None:
-    metric = HypervolumeMetric(ref_point=0.0)
+    metric = Hypervolume(ref_point=0.0)
     metric.update(torch.ones(2, 2))
     with pytest.raises(ValueError, match=r"same number of objectives across updates: first 2, now 3"):
         metric.update(torch.ones(2, 3))
     with pytest.raises(ValueError, match=r"`ref_point` must be a float or a sequence of 3 floats"):
-        HypervolumeMetric(ref_point=[0.0, 0.0]).update(torch.ones(1, 3))
+        Hypervolume(ref_point=[0.0, 0.0]).update(torch.ones(1, 3))
     with pytest.raises(ValueError, match=r"`points` must be finite"):
         metric.update(torch.tensor([[float("nan"), 1.0]]))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import pareto_lightning
-from pareto_lightning.metrics import HypervolumeMetric, PreferenceUtility, PromptSweep
+from pareto_lightning.metrics import Hypervolume, PreferenceUtility, PromptSweep
 from pareto_lightning.metrics.functional import hypervolume, preference_utility
 
 WORKER = Path(__file__).with_name("metrics_dist_worker.py")
@@ -84,7 +84,7 @@ def test_hypervolume_two_processes_match_single_process(two_rank_results) -> Non
     data, results = two_rank_results
     expected2 = hypervolume(data["points2"], -0.1).item()
     expected3 = hypervolume(data["points3"], 0.0).item()
-    single = HypervolumeMetric(ref_point=-0.1)
+    single = Hypervolume(ref_point=-0.1)
     single.update(data["points2"])
     assert single.compute().item() == pytest.approx(expected2, rel=1e-6)
     for res in results:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 # imported once here, before the fork, rather than once per rank
-from pareto_lightning.rewards import MaxScaler, Standardizer
+from pareto_lightning.rewards import MaxNormalizer, ZScoreNormalizer
 
 
 def run(rank: int, data_file: str, out_dir: str) -> None:
@@ -22,7 +22,7 @@ def run(rank: int, data_file: str, out_dir: str) -> None:
     )
     steps = torch.load(data_file, weights_only=True)["steps"]
     results = {}
-    for name, norm in (("max", MaxScaler()), ("std", Standardizer())):
+    for name, norm in (("max", MaxNormalizer()), ("std", ZScoreNormalizer())):
         outputs = [norm(step[rank]) for step in steps]
         results[name] = {"outputs": outputs, "state": norm.state_dict()}
     torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pareto_lightning.rewards import MaxScaler, Standardizer
+from pareto_lightning.rewards import MaxNormalizer, ZScoreNormalizer
 
 WORKER = Path(__file__).with_name("gloo_normalizer_worker.py")
 
@@ -33,7 +33,7 @@ def test_two_gloo_ranks_normalize_like_one_process_on_the_concatenated_data(tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
-    for name, cls in (("max", MaxScaler), ("std", Standardizer)):
+    for name, cls in (("max", MaxNormalizer), ("std", ZScoreNormalizer)):
         single, local = cls(), cls()
         for i, (a, b) in enumerate(steps):
             expected = single(torch.cat([a, b]))  # [N_0 + N_1, K]

@@ -256,7 +256,7 @@ def test_yaml_config_builds_a_reward_model(saved):
         "  functions:\n"
         "    - class_path: pareto_lightning.rewards.HFRewardModel\n"
         f"      init_args: {{name_or_path: {path}, batch_size: 2, dtype: float32}}\n"
-        "  normalizer: pareto_lightning.rewards.MaxScaler\n"
+        "  normalizer: pareto_lightning.rewards.MaxNormalizer\n"
     )
     reward = parser.instantiate(parser.parse_string(config)).reward
     assert isinstance(reward.reward_modules[0], HFRewardModel) and reward.reward_modules[0].batch_size == 2

@@ -3,11 +3,11 @@ import torch
 from torch import nn
 
 from pareto_lightning.rewards import (
-    MaxScaler,
+    MaxNormalizer,
     MultiObjectiveReward,
     RewardFunction,
-    Standardizer,
-    TanhSquash,
+    TanhNormalizer,
+    ZScoreNormalizer,
 )
 
 
@@ -39,7 +39,7 @@ COMPLETIONS = ["the cat sat", "no", "a b c d"]
 
 def test_raw_and_normalized_hand_worked():
     reward = MultiObjectiveReward(
-        [num_words, mentions_prompt], names=["length", "on_topic"], normalizer=MaxScaler()
+        [num_words, mentions_prompt], names=["length", "on_topic"], normalizer=MaxNormalizer()
     )
     raw, normalized = reward(PROMPTS, COMPLETIONS)
     torch.testing.assert_close(raw, torch.tensor([[3.0, 1.0], [1.0, 0.0], [4.0, 0.0]]))
@@ -57,7 +57,7 @@ def test_without_normalizer_the_normalized_output_is_the_raw_tensor():
 
 def test_module_functions_are_registered_and_stay_in_eval_mode():
     letters = LetterCount()
-    reward = MultiObjectiveReward([num_words, letters], normalizer=Standardizer())
+    reward = MultiObjectiveReward([num_words, letters], normalizer=ZScoreNormalizer())
     assert list(reward.reward_modules) == [letters]
     assert "reward_modules.0.scale" in reward.state_dict()  # moves with .to() and the LightningModule
     assert not letters.training
@@ -72,7 +72,7 @@ def test_module_functions_are_registered_and_stay_in_eval_mode():
 
 
 def test_normalizer_updates_only_in_training_mode():
-    reward = MultiObjectiveReward([num_words], normalizer=MaxScaler())
+    reward = MultiObjectiveReward([num_words], normalizer=MaxNormalizer())
     reward.eval()
     _, normalized = reward(PROMPTS, COMPLETIONS)
     assert int(reward.normalizer.num_updates) == 0 and torch.equal(
@@ -119,11 +119,11 @@ def test_yaml_config_parses_with_modules_and_untyped_functions():
         f"    - {__name__}.mentions_prompt\n"
         "  names: [letters, on_topic]\n"
         "  normalizer:\n"
-        "    class_path: pareto_lightning.rewards.TanhSquash\n"
+        "    class_path: pareto_lightning.rewards.TanhNormalizer\n"
         "    init_args: {scale: 2.0}\n"
     )
     reward = parser.instantiate(parser.parse_string(config)).reward
-    assert isinstance(reward.reward_modules[0], LetterCount) and isinstance(reward.normalizer, TanhSquash)
+    assert isinstance(reward.reward_modules[0], LetterCount) and isinstance(reward.normalizer, TanhNormalizer)
     assert reward.names == ["letters", "on_topic"]
 
 
@@ -179,7 +179,7 @@ def test_bad_return_values():
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_reward_names_the_objective(bad):
     reward = MultiObjectiveReward(
-        [num_words, lambda p, c: [0.0, bad, 1.0]], names=["length", "safety"], normalizer=MaxScaler()
+        [num_words, lambda p, c: [0.0, bad, 1.0]], names=["length", "safety"], normalizer=MaxNormalizer()
     )
     with pytest.raises(ValueError, match=r"rewards of objective 1 \('safety'\) contain 1 NaN/inf value\(s\)"):
         reward(PROMPTS, COMPLETIONS)

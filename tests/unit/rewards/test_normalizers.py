@@ -3,7 +3,7 @@ import io
 import pytest
 import torch
 
-from pareto_lightning.rewards import IdentityNormalizer, MaxScaler, Standardizer, TanhSquash
+from pareto_lightning.rewards import IdentityNormalizer, MaxNormalizer, TanhNormalizer, ZScoreNormalizer
 from pareto_lightning.rewards.functional import check_finite_rewards, merge_moments, moments_across_ranks
 
 
@@ -17,9 +17,9 @@ def _batches(seed: int = 0) -> list[torch.Tensor]:
     ]
 
 
-# ----------------------------------------------------------------------------------------------- Standardizer
+# ----------------------------------------------------------------------------------------------- ZScoreNormalizer
 def test_standardizer_matches_mean_and_variance_of_everything_seen():
-    std = Standardizer()
+    std = ZScoreNormalizer()
     seen = []
     for batch in _batches():
         out = std(batch)
@@ -39,7 +39,7 @@ def test_standardizer_matches_mean_and_variance_of_everything_seen():
 def test_standardizer_is_stable_with_a_large_offset():
     # sum-of-squares formulas lose everything here in float32; the moment merge does not
     batches = [1e6 + b[:, :1] for b in _batches(1)]
-    std = Standardizer()
+    std = ZScoreNormalizer()
     for b in batches:
         std.update(b.double())
     data = torch.cat(batches).double()
@@ -47,7 +47,7 @@ def test_standardizer_is_stable_with_a_large_offset():
 
 
 def test_standardizer_constant_objective_maps_to_zero():
-    std = Standardizer()
+    std = ZScoreNormalizer()
     out = std(torch.tensor([[1.0, 5.0], [3.0, 5.0]]))
     torch.testing.assert_close(out, torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
 
@@ -69,9 +69,9 @@ def test_merge_moments_against_brute_force():
     torch.testing.assert_close(m20, m2b)
 
 
-# -------------------------------------------------------------------------------------------------- MaxScaler
+# -------------------------------------------------------------------------------------------------- MaxNormalizer
 def test_max_scaler_hand_worked():
-    scaler = MaxScaler()
+    scaler = MaxNormalizer()
     out1 = scaler(torch.tensor([[1.0, -2.0], [3.0, 1.0]]))  # max |r| = [3, 2]
     torch.testing.assert_close(out1, torch.tensor([[1 / 3, -1.0], [1.0, 0.5]]))
     out2 = scaler(torch.tensor([[-4.0, 0.5]]))  # running max |r| = [4, 2]
@@ -84,13 +84,13 @@ def test_max_scaler_hand_worked():
 
 
 def test_max_scaler_leaves_an_all_zero_objective_unscaled():
-    scaler = MaxScaler()
+    scaler = MaxNormalizer()
     scaler.update(torch.tensor([[0.0, 2.0]]))
     torch.testing.assert_close(scaler.normalize(torch.tensor([[0.5, 1.0]])), torch.tensor([[0.5, 0.5]]))
 
 
 def test_normalize_without_statistics_is_identity_and_does_not_update():
-    for norm in (MaxScaler(), Standardizer()):
+    for norm in (MaxNormalizer(), ZScoreNormalizer()):
         x = torch.tensor([[3.0, -1.0]])
         assert torch.equal(norm.normalize(x), x)
         assert torch.equal(norm.eval()(x), x)
@@ -99,14 +99,14 @@ def test_normalize_without_statistics_is_identity_and_does_not_update():
 
 def test_statistics_are_resized_in_place():
     # DDP keeps references to the buffers it broadcasts: sizing them must not replace the tensor objects
-    scaler = MaxScaler()
+    scaler = MaxNormalizer()
     before = scaler.max_abs
     scaler.update(torch.ones(2, 3))
     assert scaler.max_abs is before and scaler.num_objectives == 3
 
 
 # ------------------------------------------------------------------------------------- freeze, checkpoint
-@pytest.mark.parametrize("cls", [MaxScaler, Standardizer])
+@pytest.mark.parametrize("cls", [MaxNormalizer, ZScoreNormalizer])
 def test_freeze_after(cls):
     batches = _batches()
     norm = cls(freeze_after=2)
@@ -125,7 +125,7 @@ def test_freeze_after(cls):
     assert torch.equal(never(batches[0]), batches[0]) and never.num_objectives is None
 
 
-@pytest.mark.parametrize("cls", [MaxScaler, Standardizer])
+@pytest.mark.parametrize("cls", [MaxNormalizer, ZScoreNormalizer])
 def test_state_dict_round_trip_into_a_fresh_instance(cls):
     batches = _batches()
     norm = cls()
@@ -151,11 +151,13 @@ def test_state_dict_round_trip_into_a_fresh_instance(cls):
 
 def test_tanh_and_identity():
     x = torch.tensor([[0.0, 2.0], [-2.0, 100.0]])
-    torch.testing.assert_close(TanhSquash(scale=2.0)(x), torch.tensor([[0.0, 0.761594], [-0.761594, 1.0]]))
+    torch.testing.assert_close(
+        TanhNormalizer(scale=2.0)(x), torch.tensor([[0.0, 0.761594], [-0.761594, 1.0]])
+    )
     assert torch.equal(IdentityNormalizer()(x), x)
 
 
-@pytest.mark.parametrize("cls", [MaxScaler, Standardizer])
+@pytest.mark.parametrize("cls", [MaxNormalizer, ZScoreNormalizer])
 def test_statistics_stay_float64_when_the_model_is_cast(cls):
     norm = cls()
     batches = _batches()
@@ -171,14 +173,14 @@ def test_statistics_stay_float64_when_the_model_is_cast(cls):
 
 
 def test_output_keeps_dtype():
-    scaler = MaxScaler()
+    scaler = MaxNormalizer()
     out = scaler(torch.tensor([[2.0, 4.0]], dtype=torch.float64))
     assert out.dtype == torch.float64
     assert scaler(torch.tensor([[1.0, 1.0]], dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 # ---------------------------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("cls", [MaxScaler, Standardizer, TanhSquash, IdentityNormalizer])
+@pytest.mark.parametrize("cls", [MaxNormalizer, ZScoreNormalizer, TanhNormalizer, IdentityNormalizer])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_rewards_raise_naming_the_objective(cls, bad):
     norm = cls()
@@ -199,8 +201,8 @@ def test_check_finite_names_the_first_bad_objective_only_once_found():
 
 
 def test_bad_reward_tensors():
-    norm = MaxScaler()
-    with pytest.raises(TypeError, match=r"MaxScaler expects a floating tensor of rewards \[N, K\]"):
+    norm = MaxNormalizer()
+    with pytest.raises(TypeError, match=r"MaxNormalizer expects a floating tensor of rewards \[N, K\]"):
         norm([[1.0, 2.0]])
     with pytest.raises(TypeError, match="floating tensor"):
         norm(torch.tensor([[1, 2]]))
@@ -217,13 +219,13 @@ def test_bad_arguments():
     with pytest.raises(
         ValueError, match=r"`freeze_after` must be None or an integer >= 0 \(.*freeze_after\); got -1"
     ):
-        MaxScaler(freeze_after=-1)
+        MaxNormalizer(freeze_after=-1)
     with pytest.raises(ValueError, match="`freeze_after` must be None or an integer"):
-        Standardizer(freeze_after=True)
-    for cls in (MaxScaler, Standardizer):
+        ZScoreNormalizer(freeze_after=True)
+    for cls in (MaxNormalizer, ZScoreNormalizer):
         with pytest.raises(
             ValueError, match=r"`eps` must be > 0 \(model.init_args.reward.init_args.normalizer"
         ):
             cls(eps=0.0)
     with pytest.raises(ValueError, match=r"`scale` must be > 0 \(.*normalizer.init_args.scale\); got -1"):
-        TanhSquash(scale=-1.0)
+        TanhNormalizer(scale=-1.0)

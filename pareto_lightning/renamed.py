@@ -1,0 +1,57 @@
+"""Old public names, kept for one release as deprecated aliases of their new names.
+
+One naming scheme per kind: scalarizers are named after the scalarization they compute, as their functional
+forms are (``WeightedSum``/``weighted_sum``, ``Tchebycheff``/``tchebycheff``,
+``SmoothTchebycheff``/``smooth_tchebycheff``); metrics after the quantity, without a suffix, as in torchmetrics
+(``Hypervolume``, ``PreferenceUtility``); normalizers as ``<rule>Normalizer`` (``MaxNormalizer``,
+``ZScoreNormalizer``, ``TanhNormalizer``, ``IdentityNormalizer``). Each module that exports a new name answers its
+old name too, through :func:`renamed`, with a ``FutureWarning``; so does a ``class_path`` in a recipe or a saved
+``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Any
+
+__all__ = ["RENAMED", "renamed"]
+
+RENAMED: dict[str, str] = {
+    "LinearScalarization": "WeightedSum",
+    "linear": "weighted_sum",
+    "HypervolumeMetric": "Hypervolume",
+    "MaxScaler": "MaxNormalizer",
+    "Standardizer": "ZScoreNormalizer",
+    "TanhSquash": "TanhNormalizer",
+}
+"""Old name -> new name. The old names go in the release after 0.1.0."""
+
+
+def renamed(module: str, name: str) -> Any:
+    """The object that the old ``name`` stands for in ``module``, with a ``FutureWarning``.
+
+    Called from a module's ``__getattr__``, so only names the module does not define arrive here. A name that is
+    not an old name, or whose new name the module does not export, raises ``AttributeError`` as usual.
+
+    Example:
+        >>> import pareto_lightning
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     old = pareto_lightning.LinearScalarization
+        >>> old is pareto_lightning.WeightedSum
+        True
+        >>> print(caught[0].message)
+        `pareto_lightning.LinearScalarization` is renamed `pareto_lightning.WeightedSum`; the old name goes in the
+        next release.
+    """
+    new = RENAMED.get(name)
+    namespace = vars(sys.modules[module])
+    if new is None or new not in namespace:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(
+        f"`{module}.{name}` is renamed `{module}.{new}`; the old name goes in the next release.",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return namespace[new]
