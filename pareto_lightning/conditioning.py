@@ -11,7 +11,9 @@ from typing import Any
 
 from torch import Tensor
 
-DEFAULT_TEMPLATE = "Preference weights: {weights}."
+from pareto_lightning.renamed import renamed
+
+PREFERENCE_TEMPLATE = "Preference weights: {weights}."
 """The default preference sentence; ``{weights}`` becomes ``name=value`` pairs joined by ``", "``."""
 
 DEFAULT_PLAIN_TEMPLATE = "{preference}\n{prompt}\n"
@@ -80,7 +82,7 @@ def conditioned_prompt(
     weights: Sequence[float] | Tensor,
     names: Sequence[str],
     tokenizer: object,
-    template: str = DEFAULT_TEMPLATE,
+    template: str = PREFERENCE_TEMPLATE,
     decimals: int = 2,
     plain_template: str = DEFAULT_PLAIN_TEMPLATE,
 ) -> str:
@@ -156,10 +158,15 @@ def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str
 
 __all__ = [
     "DEFAULT_PLAIN_TEMPLATE",
-    "DEFAULT_TEMPLATE",
+    "PREFERENCE_TEMPLATE",
     "chat_prompt",
     "check_prompt_format",
     "conditioned_prompt",
     "format_preference",
     "weight_decimals_problem",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

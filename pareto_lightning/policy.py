@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, LogitsProcessorList, PreTrainedMo
 
 from pareto_lightning.conditioning import (
     DEFAULT_PLAIN_TEMPLATE,
-    DEFAULT_TEMPLATE,
+    PREFERENCE_TEMPLATE,
     check_prompt_format,
     conditioned_prompt,
 )
@@ -104,7 +104,7 @@ class PreferencePolicy(nn.Module):
         top_p: float = 1.0,
         dtype: str | None = None,
         lora: LoraConfig | None = None,
-        conditioning_template: str = DEFAULT_TEMPLATE,
+        conditioning_template: str = PREFERENCE_TEMPLATE,
         plain_prompt_template: str = DEFAULT_PLAIN_TEMPLATE,
         weight_decimals: int = 2,
         max_prompt_length: int | None = None,

@@ -226,10 +226,7 @@ class DirichletPreferenceSampler:
         if self.support is not None:
             idx = torch.multinomial(self.probabilities, n, replacement=True, generator=self.generator)  # [n]
             return self.support[idx].clone()
-        # Dirichlet via normalized Gamma draws; torch's Gamma sampler takes no generator, so use Marsaglia-Tsang
-        # through the private generator to keep draws reproducible and resumable.
-        g = _gamma(self.alpha.expand(n, -1), self.generator)  # [n, K]
-        return g / g.sum(-1, keepdim=True)
+        return sample_dirichlet(self.alpha, n, self.generator)
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "alpha": self.alpha.clone()}
@@ -244,6 +241,26 @@ class DirichletPreferenceSampler:
     def __repr__(self) -> str:
         where = "simplex" if self.support is None else f"support of {self.support.shape[0]} points"
         return f"DirichletPreferenceSampler(K={self.num_objectives}, alpha={self.alpha.tolist()}, {where})"
+
+
+def sample_dirichlet(alpha: Tensor, n: int, generator: torch.Generator) -> Tensor:
+    """``n`` draws from ``Dirichlet(alpha)``, ``[n, K]`` float64, through ``generator`` (reproducible, resumable).
+
+    Normalized ``Gamma(alpha_k, 1)`` draws. For the flat ``alpha = 1`` (uniform on the simplex) these are
+    ``Exp(1) = -log U`` draws, exact and cheaper; otherwise Marsaglia and Tsang's method, since torch's own Gamma
+    sampler takes no generator.
+
+    Example:
+        >>> w = sample_dirichlet(torch.ones(3), 4, torch.Generator().manual_seed(0))
+        >>> w.shape, bool(torch.allclose(w.sum(-1), torch.ones(4, dtype=torch.float64))), bool((w >= 0).all())
+        (torch.Size([4, 3]), True, True)
+    """
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)  # [K]
+    if (alpha == 1).all():
+        g = -torch.rand(n, alpha.numel(), generator=generator, dtype=torch.float64).clamp_min(1e-12).log()
+    else:
+        g = _gamma(alpha.expand(n, -1), generator)  # [n, K]
+    return g / g.sum(-1, keepdim=True)
 
 
 def _gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
@@ -271,6 +288,7 @@ def _gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
 __all__ = [
     "PAPER_EVAL_WEIGHTS",
     "DirichletPreferenceSampler",
+    "sample_dirichlet",
     "simplex_grid",
     "split_seen_unseen",
     "validate_preference",

@@ -17,15 +17,18 @@ from typing import Any
 
 __all__ = ["RENAMED", "renamed"]
 
-RENAMED: dict[str, str] = {
-    "LinearScalarization": "WeightedSum",
-    "linear": "weighted_sum",
-    "HypervolumeMetric": "Hypervolume",
-    "MaxScaler": "MaxNormalizer",
-    "Standardizer": "ZScoreNormalizer",
-    "TanhSquash": "TanhNormalizer",
+RENAMED: dict[str, tuple[str, ...]] = {
+    "LinearScalarization": ("WeightedSum",),
+    "linear": ("weighted_sum",),
+    "HypervolumeMetric": ("Hypervolume",),
+    "MaxScaler": ("MaxNormalizer",),
+    "Standardizer": ("ZScoreNormalizer",),
+    "TanhSquash": ("TanhNormalizer",),
+    # Two modules had a DEFAULT_TEMPLATE with different meanings: each answers with its own new name.
+    "DEFAULT_TEMPLATE": ("PREFERENCE_TEMPLATE", "HH_TEMPLATE"),
 }
-"""Old name -> new name. The old names go in the release after 0.1.0."""
+"""Old name -> its new names (the one that the asking module exports answers). The old names go in the release
+after 0.1.0."""
 
 
 def renamed(module: str, name: str) -> Any:
@@ -45,9 +48,9 @@ def renamed(module: str, name: str) -> Any:
         `pareto_lightning.LinearScalarization` is renamed `pareto_lightning.WeightedSum`; the old name goes in the
         next release.
     """
-    new = RENAMED.get(name)
     namespace = vars(sys.modules[module])
-    if new is None or new not in namespace:
+    new = next((n for n in RENAMED.get(name, ()) if n in namespace), None)
+    if new is None:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
     warnings.warn(
         f"`{module}.{name}` is renamed `{module}.{new}`; the old name goes in the next release.",

@@ -8,7 +8,7 @@ from pareto_lightning.rewards.base import (
     RewardFunction,
     declared_objective,
 )
-from pareto_lightning.rewards.hf_reward_model import DEFAULT_TEMPLATE, HFRewardModel
+from pareto_lightning.rewards.hf_reward_model import HH_TEMPLATE, HFRewardModel
 from pareto_lightning.rewards.judge import DEFAULT_JUDGE_TEMPLATE, LLMJudge
 from pareto_lightning.rewards.normalizers import (
     IdentityNormalizer,
@@ -21,7 +21,7 @@ from pareto_lightning.rewards.scorers import MissingPackageError, TextstatScore,
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
-    "DEFAULT_TEMPLATE",
+    "HH_TEMPLATE",
     "DeclaresObjective",
     "HFRewardModel",
     "IdentityNormalizer",

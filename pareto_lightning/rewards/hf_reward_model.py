@@ -21,9 +21,10 @@ from transformers import (
 )
 
 from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
+from pareto_lightning.renamed import renamed
 from pareto_lightning.rewards.scorers import FUNCTION_KEY
 
-DEFAULT_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
+HH_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
 """The Anthropic-HH conversation format the paper's GPT-2 reward models were trained on."""
 
 
@@ -96,7 +97,7 @@ class HFRewardModel(nn.Module):
         self,
         name_or_path: str | PreTrainedModel,
         tokenizer: str | PreTrainedTokenizerBase | None = None,
-        template: str = DEFAULT_TEMPLATE,
+        template: str = HH_TEMPLATE,
         max_length: int = 512,
         batch_size: int = 16,
         dtype: str | torch.dtype | None = None,
@@ -207,6 +208,11 @@ class HFRewardModel(nn.Module):
         return torch.cat(chunks) if chunks else torch.zeros(0, device=device)
 
 __all__ = [
-    "DEFAULT_TEMPLATE",
+    "HH_TEMPLATE",
     "HFRewardModel",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
+    return renamed(__name__, name)

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pareto_lightning.conditioning import DEFAULT_TEMPLATE, conditioned_prompt
+from pareto_lightning.conditioning import PREFERENCE_TEMPLATE, conditioned_prompt
 from pareto_lightning.loading import cache_root
+from pareto_lightning.preferences import sample_dirichlet
 from pareto_lightning.tasks.lexicon import LexiconLM, LexiconPrompts, resolve_objective
 from pareto_lightning.tasks.vocabulary import EOS_TOKEN, LEXICONS, OBJECTIVE_NAMES, LexiconTokenizer
 
@@ -54,8 +55,7 @@ def two_decimal_weights(num: int, num_objectives: int, generator: torch.Generato
     """
     rows: list[Tensor] = []
     while sum(len(r) for r in rows) < num:
-        e = -torch.rand(num, num_objectives, generator=generator, dtype=torch.float64).clamp_min(1e-12).log()
-        w = e / e.sum(-1, keepdim=True)  # [num, K] Dirichlet(1)
+        w = sample_dirichlet(torch.ones(num_objectives), num, generator)  # [num, K]
         head = (w[:, :-1] * 100).round() / 100  # [num, K-1]
         last = 1.0 - head.sum(-1, keepdim=True)  # [num, 1]
         w = torch.cat([head, (last * 100).round() / 100], -1)
@@ -132,7 +132,7 @@ class LexiconInstructLM(LexiconLM):
         config: Any = None,
         *,
         objective_names: Sequence[str] = ("helpfulness", "harmlessness"),
-        conditioning_template: str = DEFAULT_TEMPLATE,
+        conditioning_template: str = PREFERENCE_TEMPLATE,
         plain_prompt_template: str = RECIPE_PLAIN_TEMPLATE,
         weight_decimals: int = 2,
         seed: int | None = None,
@@ -179,7 +179,7 @@ def build_instruct_lm(
     steps: int = 600,
     batch_size: int = 64,
     learning_rate: float = 3e-3,
-    conditioning_template: str = DEFAULT_TEMPLATE,
+    conditioning_template: str = PREFERENCE_TEMPLATE,
     plain_prompt_template: str = RECIPE_PLAIN_TEMPLATE,
     weight_decimals: int = 2,
     cache: bool = True,

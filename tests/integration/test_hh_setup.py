@@ -48,7 +48,7 @@ from pareto_lightning import (
 )
 from pareto_lightning.checkpointing import leave_out_of_checkpoints
 from pareto_lightning.cli import ParetoCLI, printed_config
-from pareto_lightning.rewards import DEFAULT_TEMPLATE, ZScoreNormalizer
+from pareto_lightning.rewards import HH_TEMPLATE, ZScoreNormalizer
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(glob.glob(str(REPO / "recipes" / "hh" / "*.yaml")))
@@ -139,7 +139,7 @@ def test_hh_recipe_instantiates_on_local_artifacts(path, artifacts):
     assert [type(r) for r in rewards] == [HFRewardModel, HFRewardModel]
     assert [r.name_or_path for r in rewards] == [str(artifacts.helpful_rm), str(artifacts.harmless_rm)]
     assert [r.objective for r in rewards] == ["helpfulness", "harmlessness"]  # each checked against its slot
-    assert all(r.template == DEFAULT_TEMPLATE for r in rewards)
+    assert all(r.template == HH_TEMPLATE for r in rewards)
     assert module.reward.names == ["helpfulness", "harmlessness"]
     assert isinstance(module.reward.normalizer, MaxNormalizer)
 

@@ -7,37 +7,40 @@ import pytest
 
 from pareto_lightning import WeightedSum
 from pareto_lightning.cli import printed_config
-from pareto_lightning.renamed import RENAMED
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 # Every module that exports a renamed object, and the old names it must still answer.
+NORMALIZERS = {
+    "MaxScaler": "MaxNormalizer",
+    "Standardizer": "ZScoreNormalizer",
+    "TanhSquash": "TanhNormalizer",
+}
+# Every module that exports a renamed object: the old names it must still answer, and their new names there.
 EXPORTS = {
-    "pareto_lightning": [
-        "LinearScalarization",
-        "HypervolumeMetric",
-        "MaxScaler",
-        "Standardizer",
-        "TanhSquash",
-    ],
-    "pareto_lightning.scalarization": ["LinearScalarization"],
-    "pareto_lightning.scalarization.modules": ["LinearScalarization"],
-    "pareto_lightning.scalarization.functional": ["linear"],
-    "pareto_lightning.metrics": ["HypervolumeMetric"],
-    "pareto_lightning.metrics.hypervolume": ["HypervolumeMetric"],
-    "pareto_lightning.rewards": ["MaxScaler", "Standardizer", "TanhSquash"],
-    "pareto_lightning.rewards.normalizers": ["MaxScaler", "Standardizer", "TanhSquash"],
+    "pareto_lightning": {
+        "LinearScalarization": "WeightedSum",
+        "HypervolumeMetric": "Hypervolume",
+        **NORMALIZERS,
+    },
+    "pareto_lightning.scalarization": {"LinearScalarization": "WeightedSum"},
+    "pareto_lightning.scalarization.modules": {"LinearScalarization": "WeightedSum"},
+    "pareto_lightning.scalarization.functional": {"linear": "weighted_sum"},
+    "pareto_lightning.metrics": {"HypervolumeMetric": "Hypervolume"},
+    "pareto_lightning.metrics.hypervolume": {"HypervolumeMetric": "Hypervolume"},
+    "pareto_lightning.rewards": {**NORMALIZERS, "DEFAULT_TEMPLATE": "HH_TEMPLATE"},
+    "pareto_lightning.rewards.normalizers": NORMALIZERS,
+    "pareto_lightning.rewards.hf_reward_model": {"DEFAULT_TEMPLATE": "HH_TEMPLATE"},
+    "pareto_lightning.conditioning": {"DEFAULT_TEMPLATE": "PREFERENCE_TEMPLATE"},
 }
 
 
 @pytest.mark.parametrize("module_name", sorted(EXPORTS))
 def test_each_old_name_is_its_new_object_with_a_warning(module_name):
     module = importlib.import_module(module_name)
-    for old in EXPORTS[module_name]:
+    for old, new in EXPORTS[module_name].items():
         assert old not in vars(module)  # an alias, not a second definition
-        with pytest.warns(
-            FutureWarning, match=f"`{module_name}.{old}` is renamed `{module_name}.{RENAMED[old]}`"
-        ):
-            assert getattr(module, old) is getattr(module, RENAMED[old])
+        with pytest.warns(FutureWarning, match=f"`{module_name}.{old}` is renamed `{module_name}.{new}`"):
+            assert getattr(module, old) is getattr(module, new)
 
 
 def test_an_old_name_is_only_answered_where_its_new_name_is_exported():

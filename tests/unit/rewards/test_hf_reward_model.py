@@ -7,7 +7,7 @@ import torch  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
 from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast  # noqa: E402
 
-from pareto_lightning.rewards import DEFAULT_TEMPLATE, HFRewardModel, RewardFunction  # noqa: E402
+from pareto_lightning.rewards import HH_TEMPLATE, HFRewardModel, RewardFunction  # noqa: E402
 
 WORDS = "Human Assistant : the a cat dog sat on mat is good bad yes no please".split()
 VOCAB = {w: i for i, w in enumerate(["[UNK]", "[PAD]", "<eos>", *WORDS])}
@@ -71,7 +71,7 @@ def test_scores_equal_a_manual_forward_on_the_templated_text(saved):
     rm = HFRewardModel(str(path))
     scores = rm(PROMPTS, COMPLETIONS)
     texts = [
-        DEFAULT_TEMPLATE.format(prompt=p, completion=c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)
+        HH_TEMPLATE.format(prompt=p, completion=c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)
     ]
     assert texts[0] == "\n\nHuman: the cat sat \n\nAssistant: on the mat"
     assert scores.shape == (5,) and scores.dtype == torch.float32
@@ -131,7 +131,7 @@ def test_given_tokenizer_is_used_and_not_modified():
     with_pad = HFRewardModel(_model(), tokenizer=_tokenizer(with_pad=True))
     assert with_pad.tokenizer.pad_token == "[PAD]" and with_pad.model.config.pad_token_id == VOCAB["[PAD]"]
     texts = [
-        DEFAULT_TEMPLATE.format(prompt=p, completion=c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)
+        HH_TEMPLATE.format(prompt=p, completion=c) for p, c in zip(PROMPTS, COMPLETIONS, strict=True)
     ]
     torch.testing.assert_close(rm(PROMPTS, COMPLETIONS), _manual_scores(model, texts), rtol=1e-5, atol=1e-6)
 
