@@ -36,7 +36,7 @@ from pareto_lightning.preferences import (
     split_seen_unseen,
     validate_preference,
 )
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 from pareto_lightning.rewards import (
     HFRewardModel,
     IdentityNormalizer,
@@ -56,6 +56,7 @@ from pareto_lightning.sharding import end_process_group
 from pareto_lightning.tasks import LexiconTask
 
 __version__ = "0.1.0"
+
 
 __all__ = [
     "ContinuousBatchingGeneration",
@@ -118,7 +119,4 @@ __all__ = [
     "validate_preference",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 
 PREFERENCE_TEMPLATE = "Preference weights: {weights}."
 """The default preference sentence; ``{weights}`` becomes ``name=value`` pairs joined by ``", "``."""
@@ -156,6 +156,7 @@ def check_prompt_format(expected: Mapping[str, Any] | None, written: Mapping[str
             + "\nset each pair to the same value."
         )
 
+
 __all__ = [
     "DEFAULT_PLAIN_TEMPLATE",
     "PREFERENCE_TEMPLATE",
@@ -166,7 +167,4 @@ __all__ = [
     "weight_decimals_problem",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

@@ -5,17 +5,18 @@ forms are (``WeightedSum``/``weighted_sum``, ``Tchebycheff``/``tchebycheff``,
 ``SmoothTchebycheff``/``smooth_tchebycheff``); metrics after the quantity, without a suffix, as in torchmetrics
 (``Hypervolume``, ``PreferenceUtility``); normalizers as ``<rule>Normalizer`` (``MaxNormalizer``,
 ``ZScoreNormalizer``, ``TanhNormalizer``, ``IdentityNormalizer``). Each module that exports a new name answers its
-old name too, through :func:`renamed`, with a ``FutureWarning``; so does a ``class_path`` in a recipe or a saved
-``config.yaml``.
+old name too, through its ``__getattr__ = old_names(__name__)``, with a ``FutureWarning``; so does a ``class_path``
+in a recipe or a saved ``config.yaml``.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RENAMED", "renamed"]
+__all__ = ["RENAMED", "old_names", "renamed"]
 
 RENAMED: dict[str, tuple[str, ...]] = {
     "LinearScalarization": ("WeightedSum",),
@@ -58,3 +59,20 @@ def renamed(module: str, name: str) -> Any:
         stacklevel=3,
     )
     return namespace[new]
+
+
+def old_names(module: str) -> Callable[[str], Any]:
+    """The module-level ``__getattr__`` (PEP 562) of ``module``: it answers the old names through :func:`renamed`.
+
+    Example:
+        >>> __getattr__ = old_names("pareto_lightning.scalarization")
+        >>> with warnings.catch_warnings(record=True):
+        ...     warnings.simplefilter("always")
+        ...     __getattr__("LinearScalarization").__name__
+        'WeightedSum'
+    """
+
+    def __getattr__(name: str) -> Any:
+        return renamed(module, name)
+
+    return __getattr__

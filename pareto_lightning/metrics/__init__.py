@@ -8,11 +8,8 @@ from pareto_lightning.metrics.hypervolume import Hypervolume
 from pareto_lightning.metrics.preference_utility import PreferenceUtility
 from pareto_lightning.metrics.prompt_sweep import PromptSweep
 from pareto_lightning.metrics.sweep import PreferenceSweep, SweepMeans
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 
 __all__ = ["Hypervolume", "PreferenceSweep", "PreferenceUtility", "PromptSweep", "SweepMeans"]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

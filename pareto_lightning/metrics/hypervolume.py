@@ -12,7 +12,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from pareto_lightning.metrics.functional._checks import as_vector
 from pareto_lightning.metrics.functional.pareto import _hypervolume_compute, _hypervolume_update
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 
 
 class Hypervolume(Metric):
@@ -76,7 +76,4 @@ class Hypervolume(Metric):
 
 __all__ = ["Hypervolume"]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

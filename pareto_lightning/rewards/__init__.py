@@ -1,6 +1,6 @@
 """Rewards (paper section A.2): reward functions, a frozen Hugging Face reward model, offline scorers, normalizers."""
 
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 from pareto_lightning.rewards import functional
 from pareto_lightning.rewards.base import (
     DeclaresObjective,
@@ -39,7 +39,4 @@ __all__ = [
     "functional",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

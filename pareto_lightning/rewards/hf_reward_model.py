@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from pareto_lightning.loading import load_tokenizer, model_or_load, resolve_dtype
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 from pareto_lightning.rewards.scorers import FUNCTION_KEY
 
 HH_TEMPLATE = "\n\nHuman: {prompt} \n\nAssistant: {completion}"
@@ -207,12 +207,7 @@ class HFRewardModel(nn.Module):
         # Concatenating outside inference mode gives an ordinary tensor, usable in autograd-recorded maths.
         return torch.cat(chunks) if chunks else torch.zeros(0, device=device)
 
-__all__ = [
-    "HH_TEMPLATE",
-    "HFRewardModel",
-]
 
+__all__ = ["HH_TEMPLATE", "HFRewardModel"]
 
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

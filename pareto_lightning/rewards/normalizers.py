@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 from pareto_lightning.rewards.functional import max_abs_across_ranks, merge_moments, moments_across_ranks
 from pareto_lightning.rewards.normalizer_base import _KEY, RewardNormalizer
 
@@ -153,14 +153,7 @@ class IdentityNormalizer(RewardNormalizer):
     def _normalize(self, rewards: Tensor) -> Tensor:
         return rewards
 
-__all__ = [
-    "IdentityNormalizer",
-    "MaxNormalizer",
-    "ZScoreNormalizer",
-    "TanhNormalizer",
-]
 
+__all__ = ["IdentityNormalizer", "MaxNormalizer", "ZScoreNormalizer", "TanhNormalizer"]
 
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

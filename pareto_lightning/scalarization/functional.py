@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 
 
 def _check_shapes(rewards: Tensor, weights: Tensor) -> None:
@@ -87,7 +87,4 @@ def tchebycheff(rewards: Tensor, weights: Tensor, ideal_point: Tensor | float = 
 
 __all__ = ["mu_problem", "smooth_tchebycheff", "tchebycheff", "weighted_sum"]
 
-
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from pareto_lightning.config_errors import quote_keys
-from pareto_lightning.renamed import renamed
+from pareto_lightning.renamed import old_names
 from pareto_lightning.scalarization import functional as F
 
 
@@ -105,14 +105,7 @@ class Tchebycheff(Scalarizer):
     def extra_repr(self) -> str:
         return f"ideal_point={self.ideal_point.tolist()}"
 
-__all__ = [
-    "WeightedSum",
-    "Scalarizer",
-    "SmoothTchebycheff",
-    "Tchebycheff",
-]
 
+__all__ = ["WeightedSum", "Scalarizer", "SmoothTchebycheff", "Tchebycheff"]
 
-def __getattr__(name: str) -> object:
-    """The old names of renamed classes and functions, with a FutureWarning (`pareto_lightning.renamed`)."""
-    return renamed(__name__, name)
+__getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

@@ -9,7 +9,6 @@ from pareto_lightning import WeightedSum
 from pareto_lightning.cli import printed_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-# Every module that exports a renamed object, and the old names it must still answer.
 NORMALIZERS = {
     "MaxScaler": "MaxNormalizer",
     "Standardizer": "ZScoreNormalizer",
