@@ -3,13 +3,14 @@
 Each folder is one evaluation: a ``fit`` run's folder (its last evaluation, written at the end of training), a
 ``validate`` folder, or a ``smollm2_before_after.py`` output folder (``<out>/trained_sweep``, ``<out>/base_sweep``);
 the script reads the one ``summary.json`` below it. Folder ``i`` of every method is seed ``i``, trained from stage
-folder ``i``::
+folder ``i``. ``benchmarks/smollm2_seeds_run.sh`` runs them all and keeps each summary in
+``benchmarks/results/smollm2/<piece>_s<seed>/``, where the tables of ``recipes/smollm2/README.md`` come from::
 
-    python benchmarks/smollm2_seeds.py --stage runs/i25/stage_s{0,1,2} \\
-        --method Weighted-Meta-GRPO runs/i25/meta_s{0,1,2} --method Weighted-GRPO runs/i25/wgrpo_s{0,1,2} \\
-        --method Grid-GRPO runs/i25/grid_s{0,1,2}
+    python benchmarks/smollm2_seeds.py --stage benchmarks/results/smollm2/stage_s0 \\
+        --method Weighted-Meta-GRPO benchmarks/results/smollm2/meta_s0 \\
+        --method Weighted-GRPO benchmarks/results/smollm2/wgrpo_s0 --method Grid-GRPO benchmarks/results/smollm2/grid_s0
 
-The folders of seed ``s`` (one thread each: ``OMP_NUM_THREADS=1``; ``M`` is the stage's folder)::
+The runs of seed ``s`` (one thread each: ``OMP_NUM_THREADS=1``; ``M`` is the stage's folder)::
 
     python recipes/smollm2/preference_stage.py --seed $s --out M
     python recipes/train.py validate --config recipes/smollm2/weighted_meta.yaml --seed_everything=$s \\

@@ -2,38 +2,59 @@
 # The runs behind benchmarks/smollm2_seeds.py: for each seed, the preference stage, its own evaluation, and the
 # three methods trained from it (Weighted-Meta-GRPO, Weighted-GRPO, Grid-GRPO), each on one thread.
 #
-#   bash benchmarks/smollm2_seeds_run.sh            # seeds 0 1 2 into runs/i25
-#   SEEDS="1" RUNS=/data/i25 bash benchmarks/smollm2_seeds_run.sh
+#   bash benchmarks/smollm2_seeds_run.sh                     # seeds 0 1 2, every piece
+#   SEEDS="1" PIECES="eval meta" bash benchmarks/smollm2_seeds_run.sh   # after the stage, in one shell ...
+#   SEEDS="1" PIECES="wgrpo grid" bash benchmarks/smollm2_seeds_run.sh  # ... and in another, side by side
 #
-# Resumable: a piece whose output already exists (the stage's config.json, a run's summary.json) is skipped, so the
-# script can be started again after an interruption. About 4 hours per seed on one core of a laptop-class CPU.
-# Then: python benchmarks/smollm2_seeds.py --stage $RUNS/stage_s{0,1,2} --method Weighted-Meta-GRPO
-#   $RUNS/meta_s{0,1,2} --method Weighted-GRPO $RUNS/wgrpo_s{0,1,2} --method Grid-GRPO $RUNS/grid_s{0,1,2}
+# PIECES picks from: stage (the preference stage's model), eval (the stage's own evaluation), meta, wgrpo, grid.
+# Run folders (checkpoints, logs, the stage's 517 MB model) go under RUNS (default runs/i25); each finished
+# evaluation's summary.json is also copied to RESULTS/<piece>_s<seed>/ (default benchmarks/results/smollm2), a
+# few kilobytes kept with the repository, which is what smollm2_seeds.py reads.
+# Resumable: a piece whose summary is already in RESULTS is skipped, and so is the stage when every piece of its
+# seed is done, so the script can be started again after an interruption or on another machine. About 30 minutes
+# for the stage on two threads, 10 for its evaluation and 45-50 per method (96 steps and the final evaluation) on
+# one core of a laptop-class CPU.
+# Then: python benchmarks/smollm2_seeds.py --stage $RESULTS/stage_s{0,1,2} --method Weighted-Meta-GRPO
+#   $RESULTS/meta_s{0,1,2} --method Weighted-GRPO $RESULTS/wgrpo_s{0,1,2} --method Grid-GRPO $RESULTS/grid_s{0,1,2}
 set -euo pipefail
 SEEDS=${SEEDS:-"0 1 2"}
+PIECES=${PIECES:-"stage eval meta wgrpo grid"}
 RUNS=${RUNS:-runs/i25}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-mkdir -p "$RUNS"
-done_in() { [ -n "$(find "$1" -name summary.json -print -quit 2>/dev/null)" ]; }
+RESULTS=${RESULTS:-benchmarks/results/smollm2}
+declare -A RECIPE=([eval]=weighted_meta [meta]=weighted_meta [wgrpo]=weighted_grpo [grid]=grid_grpo)
+mkdir -p "$RUNS" "$RESULTS"
+kept() { [ -f "$RESULTS/$1/summary.json" ]; }
+keep() {  # copy the one summary.json a finished run wrote into RESULTS
+  local found
+  found=$(find "$RUNS/$1" -name summary.json)
+  [ "$(printf '%s\n' "$found" | grep -c .)" = 1 ] || { echo "$RUNS/$1: expected one summary.json, found: $found" >&2; exit 1; }
+  mkdir -p "$RESULTS/$1" && cp "$found" "$RESULTS/$1/summary.json"
+}
 for s in $SEEDS; do
   model="$RUNS/model_s$s"
-  if [ ! -f "$model/config.json" ]; then
-    echo "[$(date +%T)] seed $s: preference stage"
-    python recipes/smollm2/preference_stage.py --seed "$s" --out "$model"
-  fi
-  if ! done_in "$RUNS/stage_s$s"; then
-    echo "[$(date +%T)] seed $s: stage evaluation"
-    python recipes/train.py validate --config recipes/smollm2/weighted_meta.yaml --seed_everything="$s" \
-      --model.init_args.policy.init_args.model="$model" --trainer.default_root_dir="$RUNS/stage_s$s"
-  fi
-  for method in meta:weighted_meta wgrpo:weighted_grpo grid:grid_grpo; do
-    name=${method%%:*} recipe=${method#*:}
-    if ! done_in "$RUNS/${name}_s$s"; then
-      echo "[$(date +%T)] seed $s: $recipe"
-      python recipes/train.py fit --config "recipes/smollm2/$recipe.yaml" --seed_everything="$s" \
-        --data.init_args.seed="$s" --model.init_args.policy.init_args.model="$model" \
-        --trainer.default_root_dir="$RUNS/${name}_s$s"
+  todo=""
+  for piece in $PIECES; do [ "$piece" = stage ] || kept "${piece/eval/stage}_s$s" || todo="$todo $piece"; done
+  if [[ " $PIECES " == *" stage "* ]] && [ ! -f "$model/config.json" ]; then
+    if ! { kept "stage_s$s" && kept "meta_s$s" && kept "wgrpo_s$s" && kept "grid_s$s"; }; then
+      echo "[$(date +%T)] seed $s: preference stage"
+      python recipes/smollm2/preference_stage.py --seed "$s" --out "$model"
     fi
+  fi
+  for piece in $todo; do
+    name=${piece/eval/stage}_s$s
+    [ -f "$model/config.json" ] || { echo "seed $s: $piece needs the stage's model $model (PIECES=stage)" >&2; exit 1; }
+    rm -rf "${RUNS:?}/$name"  # a half-finished run starts again
+    echo "[$(date +%T)] seed $s: $piece"
+    if [ "$piece" = eval ]; then
+      OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python recipes/train.py validate \
+        --config recipes/smollm2/weighted_meta.yaml --seed_everything="$s" \
+        --model.init_args.policy.init_args.model="$model" --trainer.default_root_dir="$RUNS/$name"
+    else
+      OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python recipes/train.py fit \
+        --config "recipes/smollm2/${RECIPE[$piece]}.yaml" --seed_everything="$s" --data.init_args.seed="$s" \
+        --model.init_args.policy.init_args.model="$model" --trainer.default_root_dir="$RUNS/$name"
+    fi
+    keep "$name"
   done
 done
-echo "[$(date +%T)] all seeds done"
+echo "[$(date +%T)] done: $SEEDS ($PIECES)"
