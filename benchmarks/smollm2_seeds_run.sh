@@ -6,7 +6,11 @@
 #   SEEDS="1" PIECES="eval meta" bash benchmarks/smollm2_seeds_run.sh   # after the stage, in one shell ...
 #   SEEDS="1" PIECES="wgrpo grid" bash benchmarks/smollm2_seeds_run.sh  # ... and in another, side by side
 #
-# PIECES picks from: stage (the preference stage's model), eval (the stage's own evaluation), meta, wgrpo, grid.
+# PIECES picks from: stage (the preference stage's model), eval (the stage's own evaluation), meta, wgrpo, grid,
+# and steer (Weighted-Meta-GRPO with the steering bonus, recipes/smollm2/weighted_meta_steer.yaml).
+# A lever (recipes/smollm2/README.md) is a method with more arguments: ARGS goes to its fit, and VARIANT names it,
+#   SEEDS=0 PIECES=meta VARIANT=beta0.01 ARGS="--model.init_args.beta=0.01" bash benchmarks/smollm2_seeds_run.sh
+# keeps its summary as meta-beta0.01_s0.
 # Run folders (checkpoints, logs, the stage's 517 MB model) go under RUNS (default runs/i25); each finished
 # evaluation's summary.json is also copied to RESULTS/<piece>_s<seed>/ (default benchmarks/results/smollm2), a
 # few kilobytes kept with the repository, which is what smollm2_seeds.py reads.
@@ -21,9 +25,16 @@ SEEDS=${SEEDS:-"0 1 2"}
 PIECES=${PIECES:-"stage eval meta wgrpo grid"}
 RUNS=${RUNS:-runs/i25}
 RESULTS=${RESULTS:-benchmarks/results/smollm2}
-declare -A RECIPE=([eval]=weighted_meta [meta]=weighted_meta [wgrpo]=weighted_grpo [grid]=grid_grpo)
+VARIANT=${VARIANT:-}
+ARGS=${ARGS:-}
+[ -z "$ARGS" ] || [ -n "$VARIANT" ] || { echo "ARGS needs a VARIANT, the name its summaries are kept under" >&2; exit 1; }
+declare -A RECIPE=([eval]=weighted_meta [meta]=weighted_meta [wgrpo]=weighted_grpo [grid]=grid_grpo
+                   [steer]=weighted_meta_steer)
 mkdir -p "$RUNS" "$RESULTS"
 kept() { [ -f "$RESULTS/$1/summary.json" ]; }
+name() {  # the folder of piece $1 of seed $2: stage_s0, meta_s0, meta-beta0.01_s0 ...
+  if [ "$1" = eval ]; then echo "stage_s$2"; else echo "$1${VARIANT:+-$VARIANT}_s$2"; fi
+}
 keep() {  # copy the one summary.json a finished run wrote into RESULTS
   local found
   found=$(find "$RUNS/$1" -name summary.json)
@@ -33,7 +44,10 @@ keep() {  # copy the one summary.json a finished run wrote into RESULTS
 for s in $SEEDS; do
   model="$RUNS/model_s$s"
   todo=""
-  for piece in $PIECES; do [ "$piece" = stage ] || kept "${piece/eval/stage}_s$s" || todo="$todo $piece"; done
+  for piece in $PIECES; do
+    [ -n "${RECIPE[$piece]:-}" ] || [ "$piece" = stage ] || { echo "PIECES: unknown piece '$piece'" >&2; exit 1; }
+    [ "$piece" = stage ] || kept "$(name "$piece" "$s")" || todo="$todo $piece"
+  done
   if [[ " $PIECES " == *" stage "* ]] && [ ! -f "$model/config.json" ]; then
     if ! { kept "stage_s$s" && kept "meta_s$s" && kept "wgrpo_s$s" && kept "grid_s$s"; }; then
       echo "[$(date +%T)] seed $s: preference stage"
@@ -41,7 +55,7 @@ for s in $SEEDS; do
     fi
   fi
   for piece in $todo; do
-    name=${piece/eval/stage}_s$s
+    name=$(name "$piece" "$s")
     [ -f "$model/config.json" ] || { echo "seed $s: $piece needs the stage's model $model (PIECES=stage)" >&2; exit 1; }
     rm -rf "${RUNS:?}/$name"  # a half-finished run starts again
     echo "[$(date +%T)] seed $s: $piece"
@@ -52,7 +66,7 @@ for s in $SEEDS; do
     else
       OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python recipes/train.py fit \
         --config "recipes/smollm2/${RECIPE[$piece]}.yaml" --seed_everything="$s" --data.init_args.seed="$s" \
-        --model.init_args.policy.init_args.model="$model" --trainer.default_root_dir="$RUNS/$name"
+        --model.init_args.policy.init_args.model="$model" --trainer.default_root_dir="$RUNS/$name" $ARGS
     fi
     keep "$name"
   done

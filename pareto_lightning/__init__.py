@@ -51,7 +51,13 @@ from pareto_lightning.rewards import (
     ZScoreNormalizer,
 )
 from pareto_lightning.rollout import SweepBatch
-from pareto_lightning.scalarization import Scalarizer, SmoothTchebycheff, Tchebycheff, WeightedSum
+from pareto_lightning.scalarization import (
+    Scalarizer,
+    SmoothTchebycheff,
+    SteeringBonus,
+    Tchebycheff,
+    WeightedSum,
+)
 from pareto_lightning.sharding import end_process_group
 from pareto_lightning.tasks import LexiconTask
 
@@ -105,6 +111,7 @@ __all__ = [
     "Rollout",
     "Scalarizer",
     "SmoothTchebycheff",
+    "SteeringBonus",
     "ZScoreNormalizer",
     "SweepBatch",
     "TanhNormalizer",

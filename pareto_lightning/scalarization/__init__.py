@@ -5,10 +5,11 @@ from pareto_lightning.scalarization import functional
 from pareto_lightning.scalarization.modules import (
     Scalarizer,
     SmoothTchebycheff,
+    SteeringBonus,
     Tchebycheff,
     WeightedSum,
 )
 
-__all__ = ["WeightedSum", "Scalarizer", "SmoothTchebycheff", "Tchebycheff", "functional"]
+__all__ = ["WeightedSum", "Scalarizer", "SmoothTchebycheff", "SteeringBonus", "Tchebycheff", "functional"]
 
 __getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

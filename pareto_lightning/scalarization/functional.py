@@ -85,6 +85,25 @@ def tchebycheff(rewards: Tensor, weights: Tensor, ideal_point: Tensor | float = 
     return -_gaps(rewards, weights, ideal_point).amax(-1)
 
 
-__all__ = ["mu_problem", "smooth_tchebycheff", "tchebycheff", "weighted_sum"]
+def steering_bonus(rewards: Tensor, weights: Tensor) -> Tensor:
+    """``sum_i (w_i - 1/K) r_i``: how far ``r`` leans the way ``w`` leans away from the simplex centre.
+
+    Averaged over preferences drawn with mean ``1/K`` (any symmetric Dirichlet), it is the covariance between
+    weights and rewards, ``E_w[(w - E w)^T r] = sum_i Cov(w_i, r_i)``, the quantity a per-prompt Spearman
+    correlation between ``w_i`` and ``r_i`` ranks. Added to a utility, it rewards each completion for differing
+    from what the other weights would write, for the prompt it was written for. It is zero at the centre
+    ``w = (1/K, ..., 1/K)``, and not monotone in every reward (it lowers the utility of what ``w`` weighs least).
+
+    Example:
+        >>> steering_bonus(torch.tensor([0.8, 0.2]), torch.tensor([0.9, 0.1]))  # 0.4 * 0.8 - 0.4 * 0.2
+        tensor(0.2400)
+        >>> steering_bonus(torch.tensor([0.8, 0.2]), torch.tensor([0.5, 0.5]))
+        tensor(0.)
+    """
+    _check_shapes(rewards, weights)
+    return ((weights - 1.0 / weights.shape[-1]) * rewards).sum(-1)
+
+
+__all__ = ["mu_problem", "smooth_tchebycheff", "steering_bonus", "tchebycheff", "weighted_sum"]
 
 __getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

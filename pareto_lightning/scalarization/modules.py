@@ -106,6 +106,62 @@ class Tchebycheff(Scalarizer):
         return f"ideal_point={self.ideal_point.tolist()}"
 
 
-__all__ = ["WeightedSum", "Scalarizer", "SmoothTchebycheff", "Tchebycheff"]
+class SteeringBonus(Scalarizer):
+    """A scalarizer plus ``strength`` times the steering bonus ``sum_i (w_i - 1/K) r_i``.
+
+    The bonus (:func:`~pareto_lightning.scalarization.functional.steering_bonus`) is the per-completion share of
+    the covariance between the weights and the rewards: it pays a completion for leaning the way its ``w`` leans
+    away from the centre, so every prompt is pushed to answer different weights differently, not only the average
+    prompt. ``strength = 0`` is the wrapped scalarizer. With ``WeightedSum`` the sum is again linear, with the
+    sharper weights ``(1 + strength) w - strength / K``.
+
+    Args:
+        scalarizer: the utility the bonus is added to (``SmoothTchebycheff``, ``WeightedSum``, ...).
+        strength: the bonus's coefficient, a finite float >= 0.
+
+    Example YAML (``model.init_args``)::
+
+        scalarizer:
+          class_path: pareto_lightning.SteeringBonus
+          init_args:
+            scalarizer: {class_path: pareto_lightning.SmoothTchebycheff, init_args: {mu: 0.1}}
+            strength: 0.5
+
+    Example:
+        >>> bonus = SteeringBonus(WeightedSum(), strength=1.0)
+        >>> bonus(torch.tensor([0.8, 0.2]), torch.tensor([0.9, 0.1]))  # 0.74 + 0.24
+        tensor(0.9800)
+    """
+
+    def __init__(self, scalarizer: Scalarizer, strength: float = 0.5) -> None:
+        super().__init__()
+        if not isinstance(scalarizer, Scalarizer):
+            raise TypeError(
+                "`model.init_args.scalarizer.init_args.scalarizer` must be a Scalarizer (e.g. class_path: "
+                f"pareto_lightning.SmoothTchebycheff); got {type(scalarizer).__name__}."
+            )
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not 0 <= strength < float("inf")
+        ):
+            raise ValueError(
+                f"`model.init_args.scalarizer.init_args.strength` must be a finite float >= 0; got {strength!r}."
+            )
+        self.scalarizer = scalarizer
+        self.strength = float(strength)
+
+    def check_num_objectives(self, k: int) -> None:
+        self.scalarizer.check_num_objectives(k)
+
+    def forward(self, rewards: Tensor, weights: Tensor) -> Tensor:
+        weights = weights.to(rewards.dtype)
+        return self.scalarizer(rewards, weights) + self.strength * F.steering_bonus(rewards, weights)
+
+    def extra_repr(self) -> str:
+        return f"strength={self.strength}"
+
+
+__all__ = ["WeightedSum", "Scalarizer", "SmoothTchebycheff", "SteeringBonus", "Tchebycheff"]
 
 __getattr__ = old_names(__name__)  # the old names of renamed objects (pareto_lightning.renamed)

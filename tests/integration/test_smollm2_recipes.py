@@ -23,7 +23,14 @@ import torch
 import yaml
 from smollm2_artifacts import REPO, build_tiny_smollm2, recipe_script
 
-from pareto_lightning import GRPOModule, MetaLoop, ParetoEvaluation, SmoothTchebycheff, WeightedSum
+from pareto_lightning import (
+    GRPOModule,
+    MetaLoop,
+    ParetoEvaluation,
+    SmoothTchebycheff,
+    SteeringBonus,
+    WeightedSum,
+)
 from pareto_lightning.cli import main
 from pareto_lightning.preferences import PAPER_EVAL_WEIGHTS, simplex_grid
 from pareto_lightning.rewards import TextstatScore
@@ -33,6 +40,7 @@ EXPECTED = {  # scalarizer, MetaLoop
     "grid_grpo": (WeightedSum, False),
     "weighted_grpo": (SmoothTchebycheff, False),
     "weighted_meta": (SmoothTchebycheff, True),
+    "weighted_meta_steer": (SteeringBonus, True),
 }
 SMALL = [  # a short run: 2 prompts x 3 weights to evaluate, no logger
     "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--data.init_args.num_eval_prompts=2",

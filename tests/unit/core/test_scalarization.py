@@ -92,3 +92,60 @@ def test_errors():
         SmoothTchebycheff(ideal_point=float("inf"))
     with pytest.raises(ValueError, match="objectives"):
         weighted_sum(torch.rand(3), torch.rand(2))
+
+
+def test_steering_bonus_hand_worked_values():
+    from pareto_lightning.scalarization.functional import steering_bonus
+
+    # K = 2, w = (0.9, 0.1): (0.9 - 0.5) * 0.8 + (0.1 - 0.5) * 0.2 = 0.32 - 0.08
+    assert steering_bonus(torch.tensor([0.8, 0.2]), torch.tensor([0.9, 0.1])).item() == pytest.approx(0.24)
+    # K = 3, w = (1, 0, 0): 2/3 * 0.5 - 1/3 * 0.2 - 1/3 * 0.1 = 0.7 / 3
+    r3 = torch.tensor([0.5, 0.2, 0.1])
+    assert steering_bonus(r3, torch.tensor([1.0, 0.0, 0.0])).item() == pytest.approx(0.7 / 3)
+    assert steering_bonus(r3, torch.full((3,), 1 / 3)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_steering_bonus_averages_to_the_weight_reward_covariance():
+    """Over symmetric Dirichlet draws, the mean bonus is sum_k Cov(w_k, r_k), computed here by numpy."""
+    import numpy as np
+
+    from pareto_lightning.scalarization.functional import steering_bonus
+
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet(np.ones(3), size=200_000)
+    r = np.tanh(2 * w) + 0.1 * rng.standard_normal(w.shape)  # rewards that follow the weights, with noise
+    covariance = sum(np.cov(w[:, k], r[:, k])[0, 1] for k in range(3))
+    bonus = steering_bonus(torch.from_numpy(r), torch.from_numpy(w)).mean().item()
+    assert bonus == pytest.approx(covariance, rel=0.02)
+    assert covariance > 0.01  # not a vacuous match of two zeros
+
+
+def test_steering_bonus_module_wraps_a_scalarizer():
+    from pareto_lightning.scalarization import SteeringBonus
+
+    torch.manual_seed(2)
+    r, w = (
+        torch.rand(50, 2, dtype=torch.float64),
+        torch.distributions.Dirichlet(torch.ones(2)).sample((50,)).double(),
+    )
+    # With the weighted sum, the sum is linear again with the sharper weights (1 + s) w - s / K.
+    assert torch.allclose(SteeringBonus(WeightedSum(), 0.5)(r, w), weighted_sum(r, 1.5 * w - 0.25))
+    assert torch.equal(SteeringBonus(SmoothTchebycheff(), 0.0)(r, w), SmoothTchebycheff()(r, w))
+    assert "strength=0.5" in repr(SteeringBonus(SmoothTchebycheff(), 0.5))
+    with pytest.raises(ValueError, match="ideal_point"):  # the wrapped scalarizer's own check still runs
+        SteeringBonus(SmoothTchebycheff(ideal_point=[1.0, 1.0, 1.0])).check_num_objectives(2)
+
+
+@pytest.mark.parametrize("strength", [-0.1, float("nan"), float("inf"), True, "1"])
+def test_steering_bonus_refuses_bad_strength(strength):
+    from pareto_lightning.scalarization import SteeringBonus
+
+    with pytest.raises(ValueError, match=r"`model\.init_args\.scalarizer\.init_args\.strength`"):
+        SteeringBonus(WeightedSum(), strength)
+
+
+def test_steering_bonus_refuses_a_non_scalarizer():
+    from pareto_lightning.scalarization import SteeringBonus
+
+    with pytest.raises(TypeError, match=r"`model\.init_args\.scalarizer\.init_args\.scalarizer`"):
+        SteeringBonus(lambda r, w: r.sum(-1))
