@@ -6,7 +6,8 @@ Runs the recipe's own evaluation (``validate``) on the untrained base and on a t
 - per evaluation weight (the 28 of Table 1): the mean greedy reward of each objective over the evaluation prompts;
 - per objective, the Spearman correlation between ``w_k`` and ``r_k`` (all, seen and unseen weights) and the share
   of prompts it steers; the hypervolume; the mean preference utility (all, seen, unseen);
-- the Table-2 sweep: the greedy completion and its rewards, base and trained side by side.
+- the Table-2 sweep: the greedy completion and its rewards, base and trained side by side, with each prompt's own
+  Spearman over the whole sweep (read from the sweeps' ``samples.jsonl``).
 
     python recipes/train.py fit --config recipes/smollm2/weighted_grpo.yaml --trainer.default_root_dir=runs/smol
     python benchmarks/smollm2_before_after.py --config recipes/smollm2/weighted_grpo.yaml \\
@@ -27,7 +28,7 @@ import sys
 
 import torch
 
-from pareto_lightning.metrics.functional import spearman_correlation
+from pareto_lightning.metrics.functional import prompt_spearman, spearman_correlation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE2_WEIGHTS = "[[1,0],[0.8,0.2],[0.5,0.5],[0.2,0.8],[0,1]]"
@@ -85,17 +86,47 @@ def sweep_table(names: list[str], base: tuple, trained: tuple) -> str:
     return "\n".join(lines)
 
 
-def predictions_table(base_logs: str, trained_logs: str) -> str:
+def own_spearman(samples: list[dict]) -> dict[str, list[float]]:
+    """Each prompt's own Spearman between ``w_k`` and ``r_k`` over a sweep's greedy samples (``samples.jsonl``)."""
+    prompts = list(dict.fromkeys(s["prompt"] for s in samples))
+    weights = list(dict.fromkeys(tuple(s["w"]) for s in samples))
+    names = list(samples[0]["rewards"])
+    rewards = torch.full(
+        (len(prompts), len(weights), len(names)), float("nan"), dtype=torch.float64
+    )  # [P, W, K]
+    for s in samples:
+        rewards[prompts.index(s["prompt"]), weights.index(tuple(s["w"]))] = torch.tensor(
+            [s["rewards"][n] for n in names], dtype=torch.float64
+        )
+    rho = prompt_spearman(rewards, torch.tensor(weights, dtype=torch.float64))  # [P, K]
+    return {p: rho[i].tolist() for i, p in enumerate(prompts)}
+
+
+def predictions_table(base_logs: str, trained_logs: str, base_sweep: str, trained_sweep: str) -> str:
     def load(logs: str) -> list[dict]:
         with open(os.path.join(logs, "predictions.jsonl")) as fh:
             return [json.loads(line) for line in fh]
 
+    def sweep(logs: str) -> dict[str, list[float]]:
+        path = os.path.join(logs, "samples.jsonl")
+        if not os.path.exists(path):  # written by evaluations since per-prompt steering exists
+            return {}
+        with open(path) as fh:
+            return own_spearman([json.loads(line) for line in fh])
+
     by_prompt: dict[str, list[tuple[dict, dict]]] = {}
     for b, t in zip(load(base_logs), load(trained_logs), strict=True):
         by_prompt.setdefault(b["prompt"], []).append((b, t))
+    rho = {"base": sweep(base_sweep), "trained": sweep(trained_sweep)}
     out = []
     for prompt, rows in by_prompt.items():
-        out += [f"**{prompt}**", "", "| w | base (rewards) | trained (rewards) |", "|---|---|---|"]
+        out += [f"**{prompt}**", ""]
+        if all(prompt in side for side in rho.values()):
+            own = "; ".join(
+                f"{name} {', '.join(f'{x:.2f}' for x in side[prompt])}" for name, side in rho.items()
+            )
+            out += [f"Its own Spearman over the whole sweep, per objective: {own}.", ""]
+        out += ["| w | base (rewards) | trained (rewards) |", "|---|---|---|"]
         for b, t in rows:
 
             def cell(p: dict) -> str:
@@ -150,7 +181,7 @@ def main() -> None:
         f"against `{args.ckpt}`:",
         sweep_table(names, front(logs["base"]), front(logs["trained"])),
         "Greedy completions (Table-2 view):",
-        predictions_table(logs["base_predict"], logs["trained_predict"]),
+        predictions_table(logs["base_predict"], logs["trained_predict"], logs["base"], logs["trained"]),
     ])  # fmt: skip
     with open(os.path.join(out, "before_after.md"), "w") as fh:
         fh.write(report + "\n")

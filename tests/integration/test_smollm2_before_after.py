@@ -1,7 +1,7 @@
 """``benchmarks/smollm2_before_after.py``'s sweep table on hand-written evaluations."""
 
 import torch
-from smollm2_before_after import sweep_table
+from smollm2_before_after import own_spearman, sweep_table
 
 
 def test_sweep_table_prints_two_decimal_weights_and_the_split_rows_it_has():
@@ -21,3 +21,22 @@ def test_sweep_table_prints_two_decimal_weights_and_the_split_rows_it_has():
         "| prompts steered (a) | 0.75 | 0.75 |" in lines
         and "| Spearman, unseen weights (b) | 1.00 | 1.00 |" in lines
     )
+
+
+def test_own_spearman_reads_each_prompt_of_a_sweep_in_any_row_order():
+    def row(prompt, w, a, b):
+        return {"prompt": prompt, "w": w, "completion": "", "rewards": {"a": a, "b": b}}
+
+    # "up" follows w on both objectives (+1, +1); "flat" keeps r_a constant (0 by convention) and ranks r_b
+    # 1, 3, 2 against w_b = 0, 0.5, 1: d = (0, 1, 1), 1 - 6 * 2 / (3 * 8) = 0.5.
+    samples = [
+        row("up", [1.0, 0.0], 0.9, 0.1),
+        row("flat", [0.5, 0.5], 0.5, 0.4),
+        row("up", [0.0, 1.0], 0.1, 0.9),
+        row("flat", [1.0, 0.0], 0.5, 0.2),
+        row("up", [0.5, 0.5], 0.5, 0.5),
+        row("flat", [0.0, 1.0], 0.5, 0.3),
+    ]
+    rho = own_spearman(samples)
+    assert rho["up"] == [1.0, 1.0]
+    assert rho["flat"][0] == 0.0 and abs(rho["flat"][1] - 0.5) < 1e-12
