@@ -108,18 +108,20 @@ def mean_std(values: list[float], decimals: int) -> str:
     return f"{statistics.mean(known):.{decimals}f} ± {statistics.stdev(known):.{decimals}f}"
 
 
-def seed_table(title: str, folders: list[str], summaries: list[dict], rows: list[Metric]) -> list[str]:
-    head = " | ".join(f"seed {i}" for i in range(len(folders)))
+def seed_table(
+    title: str, folders: list[str], summaries: list[dict], rows: list[Metric], seeds: list[str]
+) -> list[str]:
+    head = " | ".join(f"seed {s}" for s in seeds)
     out = [f"### {title}", "", f"| | {head} | mean ± std |", "|---" * (len(folders) + 2) + "|"]
     for m in rows:
         values = [value(s, m.key) for s in summaries]
         out.append(f"| {m.label} | " + " | ".join(fmt(v, m.decimals) for v in values)
                    + f" | {mean_std(values, m.decimals) if m.key != 'step' else ''} |")  # fmt: skip
-    out += [""] + [f"seed {i}: {f}" for i, f in enumerate(folders)] + [""]
+    out += [""] + [f"seed {s}: {f}" for s, f in zip(seeds, folders, strict=True)] + [""]
     return out
 
 
-def improves(method: list[dict], stage: list[dict], m: Metric) -> str:
+def improves(method: list[dict], stage: list[dict], m: Metric, seeds: list[str]) -> str:
     """``yes (n/n)`` when the method beats its own stage in every seed, else ``no (k/n: seeds ...)``."""
     pairs = [(value(a, m.key), value(b, m.key)) for a, b in zip(method, stage, strict=True)]
     if any(math.isnan(a) or math.isnan(b) for a, b in pairs):
@@ -127,7 +129,7 @@ def improves(method: list[dict], stage: list[dict], m: Metric) -> str:
     better = [a > b if m.higher_is_better else a < b for a, b in pairs]
     if all(better):
         return f"yes ({len(better)}/{len(better)})"
-    worse = ", ".join(str(i) for i, ok in enumerate(better) if not ok)
+    worse = ", ".join(s for s, ok in zip(seeds, better, strict=True) if not ok)
     return f"no ({sum(better)}/{len(better)}; not in seed {worse})"
 
 
@@ -138,22 +140,30 @@ def meets_targets(summary: dict, names: list[str]) -> bool | None:
     return all(value(summary, f"val/{key}/{n}") >= t for key, t in TARGETS.items() for n in names)
 
 
-def report(groups: dict[str, list[str]], stage: list[str] | None) -> str:
-    """The markdown report for ``{method: folders}`` and the stage's folders (or None)."""
+def report(groups: dict[str, list[str]], stage: list[str] | None, seeds: list[str] | None = None) -> str:
+    """The markdown report for ``{method: folders}`` and the stage's folders (or None).
+
+    ``seeds`` names the columns, one per folder of each method (default ``0, 1, ...``): the seed each was run with.
+    """
     if stage is not None:
         sizes = {name: len(f) for name, f in groups.items() if len(f) != len(stage)}
         if sizes:
             raise SystemExit(f"every method needs one folder per stage seed ({len(stage)}); got {sizes}.")
     every = {**({"stage": stage} if stage else {}), **groups}
+    count = len(next(iter(every.values())))
+    if seeds is None:
+        seeds = [str(i) for i in range(count)]
+    elif len(seeds) != count or any(len(f) != count for f in every.values()):
+        raise SystemExit(f"--seeds names {len(seeds)} seeds; give as many folders to each method: "
+                         f"{ {name: len(f) for name, f in every.items()} }.")  # fmt: skip
     summaries = {name: [summary_of(f) for f in folders] for name, folders in every.items()}
     names = objective_names([s for group in summaries.values() for s in group])
     rows = metrics(names)
     out = []
     for name, folders in every.items():
-        out += seed_table("Stage alone" if name == "stage" else name, folders, summaries[name], rows)
+        out += seed_table("Stage alone" if name == "stage" else name, folders, summaries[name], rows, seeds)
     if len(every) > 1:
-        seeds = len(next(iter(every.values())))
-        out += [f"### Mean ± std over {seeds} seed{'s' if seeds != 1 else ''}", "", "| | " + " | ".join(every) + " |",
+        out += [f"### Mean ± std over {count} seed{'s' if count != 1 else ''}", "", "| | " + " | ".join(every) + " |",
                 "|---" * (len(every) + 1) + "|"]  # fmt: skip
         for m in rows[1:]:
             cells = [mean_std([value(s, m.key) for s in summaries[name]], m.decimals) for name in every]
@@ -164,7 +174,7 @@ def report(groups: dict[str, list[str]], stage: list[str] | None) -> str:
                 "| | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]  # fmt: skip
         for m in rows:
             if m.checked:
-                cells = [improves(summaries[name], summaries["stage"], m) for name in groups]
+                cells = [improves(summaries[name], summaries["stage"], m, seeds) for name in groups]
                 out.append(f"| {m.label} | " + " | ".join(cells) + " |")
         out.append("")
     targets = ", ".join(f"{key.removeprefix('prompt_steer_frac_')} >= {t}" for key, t in TARGETS.items())
@@ -186,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage", nargs="+", help="the stage's evaluation folders, one per seed")
     parser.add_argument("--method", nargs="+", action="append", default=[], metavar=("NAME", "FOLDER"),
                         help="a method's name, then its folders, one per seed in the order of --stage")  # fmt: skip
+    parser.add_argument(
+        "--seeds", nargs="+", help="the seed of each folder, in order, for the tables (default 0 1 ...)"
+    )
     args = parser.parse_args(argv)
     groups = {group[0]: group[1:] for group in args.method}
     if args.folders:
@@ -195,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(
             f"give folders: --method NAME FOLDER... (no folders for {bad})" if bad else "give folders"
         )
-    print(report(groups, args.stage))
+    print(report(groups, args.stage, args.seeds))
 
 
 if __name__ == "__main__":

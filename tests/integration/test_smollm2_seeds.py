@@ -94,3 +94,20 @@ def test_positional_folders_and_summaries_without_a_metric(tmp_path):
     assert _row(out, "Spearman seen (technicality)") == ["-1.00", "n/a", "-1.00 (1 seed)"]
     assert _row(out, "hypervolume") == ["0.5000", "0.5400", "0.5200 ± 0.0283"]
     assert _row(out, "seeds") == ["n/a"]
+
+
+def test_seeds_labels_the_columns_and_the_seeds_a_method_misses(tmp_path):
+    # Seeds 0 and 2 of a stage and a method that loses hypervolume to its stage in seed 2 only.
+    half, more = (0.5, 0.5), (0.6, 0.6)
+    stage = [_folder(tmp_path, f"stage_s{s}", _summary(0, (0.9, 0.9), (0.8, 0.8), 0.50, 0.35, *[half] * 4))
+             for s in (0, 2)]  # fmt: skip
+    a = [_folder(tmp_path, f"a_s{s}", _summary(96, (0.95, 0.95), (0.9, 0.9), hv, 0.34, *[more] * 4))
+         for s, hv in ((0, 0.51), (2, 0.49))]  # fmt: skip
+    out = _run("--stage", *stage, "--method", "A", *a, "--seeds", "0", "2")
+    assert out[out.index("### A") + 2] == "| | seed 0 | seed 2 | mean ± std |"
+    assert f"seed 2: {a[1]}" in out
+    checks = out.index("### RL improves on its own stage in every seed (PU: lower is better)")
+    assert _row(out, "hypervolume", checks) == ["no (1/2; not in seed 2)"]
+    cmd = [sys.executable, str(REPO / "benchmarks" / "smollm2_seeds.py"), "--stage", *stage, "--seeds", "0"]
+    bad = subprocess.run(cmd, capture_output=True, text=True)
+    assert bad.returncode != 0 and "--seeds names 1 seeds" in bad.stderr
