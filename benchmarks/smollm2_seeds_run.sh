@@ -10,14 +10,16 @@
 # and steer (Weighted-Meta-GRPO with the steering bonus, recipes/smollm2/weighted_meta_steer.yaml).
 # A lever (recipes/smollm2/README.md) is a method with more arguments: ARGS goes to its fit, and VARIANT names it,
 #   SEEDS=0 PIECES=meta VARIANT=beta0.01 ARGS="--model.init_args.beta=0.01" bash benchmarks/smollm2_seeds_run.sh
-# keeps its summary as meta-beta0.01_s0.
+# keeps its summary as meta-beta0.01_s0. STAGE_ARGS goes to the preference stage in the same way: the stage's model
+# and summary are then kept under the VARIANT too (model-<VARIANT>_s<seed>, stage-<VARIANT>_s<seed>), e.g.
+#   SEEDS=2 PIECES="stage grid eval" VARIANT=stage2ep STAGE_ARGS="--epochs 2" bash benchmarks/smollm2_seeds_run.sh
 # Run folders (checkpoints, logs, the stage's 517 MB model) go under RUNS (default runs/i25); each finished
 # evaluation's summary.json is also copied to RESULTS/<piece>_s<seed>/ (default benchmarks/results/smollm2), a
 # few kilobytes kept with the repository, which is what smollm2_seeds.py reads.
-# Resumable: a piece whose summary is already in RESULTS is skipped, and so is the stage when every piece of its
-# seed is done, so the script can be started again after an interruption or on another machine. About 30 minutes
-# for the stage on two threads, 10 for its evaluation and 45-50 per method (96 steps and the final evaluation) on
-# one core of a laptop-class CPU.
+# Resumable: a piece whose summary is already in RESULTS is skipped, and so is the stage when no piece asked for
+# needs it and every piece of its seed is done, so the script can be started again after an interruption or on
+# another machine. About 30 minutes for the stage on two threads, 10 for its evaluation and 45-50 per method (96
+# steps and the final evaluation) on one core of a laptop-class CPU.
 # Then: python benchmarks/smollm2_seeds.py --stage $RESULTS/stage_s{0,1,2} --method Weighted-Meta-GRPO
 #   $RESULTS/meta_s{0,1,2} --method Weighted-GRPO $RESULTS/wgrpo_s{0,1,2} --method Grid-GRPO $RESULTS/grid_s{0,1,2}
 set -euo pipefail
@@ -27,13 +29,16 @@ RUNS=${RUNS:-runs/i25}
 RESULTS=${RESULTS:-benchmarks/results/smollm2}
 VARIANT=${VARIANT:-}
 ARGS=${ARGS:-}
-[ -z "$ARGS" ] || [ -n "$VARIANT" ] || { echo "ARGS needs a VARIANT, the name its summaries are kept under" >&2; exit 1; }
+STAGE_ARGS=${STAGE_ARGS:-}
+for given in ARGS STAGE_ARGS; do
+  [ -z "${!given}" ] || [ -n "$VARIANT" ] || { echo "$given needs a VARIANT, the name its summaries are kept under" >&2; exit 1; }
+done
 declare -A RECIPE=([eval]=weighted_meta [meta]=weighted_meta [wgrpo]=weighted_grpo [grid]=grid_grpo
                    [steer]=weighted_meta_steer)
 mkdir -p "$RUNS" "$RESULTS"
 kept() { [ -f "$RESULTS/$1/summary.json" ]; }
 name() {  # the folder of piece $1 of seed $2: stage_s0, meta_s0, meta-beta0.01_s0 ...
-  if [ "$1" = eval ]; then echo "stage_s$2"; else echo "$1${VARIANT:+-$VARIANT}_s$2"; fi
+  if [ "$1" = eval ]; then echo "stage${STAGE_ARGS:+-$VARIANT}_s$2"; else echo "$1${VARIANT:+-$VARIANT}_s$2"; fi
 }
 keep() {  # copy the one summary.json a finished run wrote into RESULTS
   local found
@@ -42,16 +47,16 @@ keep() {  # copy the one summary.json a finished run wrote into RESULTS
   mkdir -p "$RESULTS/$1" && cp "$found" "$RESULTS/$1/summary.json"
 }
 for s in $SEEDS; do
-  model="$RUNS/model_s$s"
+  model="$RUNS/model${STAGE_ARGS:+-$VARIANT}_s$s"
   todo=""
   for piece in $PIECES; do
     [ -n "${RECIPE[$piece]:-}" ] || [ "$piece" = stage ] || { echo "PIECES: unknown piece '$piece'" >&2; exit 1; }
     [ "$piece" = stage ] || kept "$(name "$piece" "$s")" || todo="$todo $piece"
   done
   if [[ " $PIECES " == *" stage "* ]] && [ ! -f "$model/config.json" ]; then
-    if ! { kept "stage_s$s" && kept "meta_s$s" && kept "wgrpo_s$s" && kept "grid_s$s"; }; then
-      echo "[$(date +%T)] seed $s: preference stage"
-      python recipes/smollm2/preference_stage.py --seed "$s" --out "$model"
+    if [ -n "$todo$STAGE_ARGS" ] || ! { kept "stage_s$s" && kept "meta_s$s" && kept "wgrpo_s$s" && kept "grid_s$s"; }; then
+      echo "[$(date +%T)] seed $s: preference stage $STAGE_ARGS"
+      python recipes/smollm2/preference_stage.py --seed "$s" --out "$model" $STAGE_ARGS
     fi
   fi
   for piece in $todo; do
