@@ -49,8 +49,8 @@ def _run(tmp_path, bin_dir, results, **env):
 
 def test_a_lever_rebuilds_the_stage_it_needs_even_when_the_seed_is_done(tmp_path):
     bin_dir, results = _setup(tmp_path)
-    done, calls = _run(tmp_path, bin_dir, results, PIECES="stage grid", VARIANT="steps192",
-                       ARGS="--trainer.max_steps=192")  # fmt: skip
+    lever = {"PIECES": "stage grid", "VARIANT": "steps192", "ARGS": "--trainer.max_steps=192"}
+    done, calls = _run(tmp_path, bin_dir, results, **lever)
     assert done.returncode == 0, done.stderr
     model = tmp_path / "runs" / "model_s2"
     assert calls[0] == f"recipes/smollm2/preference_stage.py --seed 2 --out {model}"
@@ -60,8 +60,7 @@ def test_a_lever_rebuilds_the_stage_it_needs_even_when_the_seed_is_done(tmp_path
     assert len(calls) == 2
     assert (results / "grid-steps192_s2" / "summary.json").is_file()
     # Started again, nothing is left to do: no stage, no run.
-    done, calls = _run(tmp_path, bin_dir, results, PIECES="stage grid", VARIANT="steps192",
-                       ARGS="--trainer.max_steps=192")  # fmt: skip
+    done, calls = _run(tmp_path, bin_dir, results, **lever)
     assert done.returncode == 0, done.stderr
     assert calls == []
 
