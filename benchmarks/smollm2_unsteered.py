@@ -38,7 +38,7 @@ def _one(folder: str, name: str) -> str:
 def load_sweep(
     folder: str,
 ) -> tuple[list[str], list[tuple[float, ...]], list[bool], torch.Tensor, list[list[str]]]:
-    """Prompts, weights, seen mask, rewards ``[P, W, K]`` and completions ``[P][W]`` of a run's final sweep."""
+    """Objective names, weights, seen mask, rewards ``[P, W, K]`` and completions ``[P][W]`` of a run's sweep."""
     with open(_one(folder, "frontier.csv")) as f:
         rows = list(csv.DictReader(f))
     k = sum(c.startswith("w_") for c in rows[0])
@@ -50,7 +50,10 @@ def load_sweep(
     rewards = torch.full((len(prompts), len(weights), k), float("nan"), dtype=torch.float64)
     texts = [[""] * len(weights) for _ in prompts]
     for s in samples:
-        p, w = prompts.index(s["prompt"]), weights.index(tuple(round(x, 4) for x in s["w"]))
+        w_key = tuple(round(x, 4) for x in s["w"])
+        if w_key not in weights:
+            raise SystemExit(f"{folder}: samples.jsonl has w = {s['w']}, which frontier.csv does not list")
+        p, w = prompts.index(s["prompt"]), weights.index(w_key)
         rewards[p, w] = torch.tensor([s["rewards"][o] for o in objectives], dtype=torch.float64)
         texts[p][w] = s["completion"]
     if rewards.isnan().any():

@@ -29,14 +29,16 @@ def _run_folder(tmp_path):
     return tmp_path / "run"
 
 
+def _unsteered(run):
+    script = REPO / "benchmarks" / "smollm2_unsteered.py"
+    return subprocess.run([sys.executable, str(script), str(run)], capture_output=True, text=True)
+
+
 def test_splits_the_unsteered_prompts_into_ties_and_wrong_way(tmp_path):
     run = _run_folder(tmp_path)
-    out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "smollm2_unsteered.py"), str(run)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    done = _unsteered(run)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     rows = [[c.strip() for c in line.strip("|").split("|")[1:]] for line in out.splitlines()[2:]]
     # Seen (4 weights): "follows" has Spearman +1 with 4 texts; "ignores" 0 (constant reward) with 1 text;
     # "against" -1 with 4 texts. So 1/3 steered (median 4 texts); 2 not (median of 1 and 4: 2.5), of which 1 has
@@ -52,9 +54,13 @@ def test_refuses_a_sweep_with_missing_pairs(tmp_path):
     run = _run_folder(tmp_path)
     samples = run / "lightning_logs" / "version_0" / "samples.jsonl"
     samples.write_text("\n".join(samples.read_text().splitlines()[:-1]) + "\n")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "smollm2_unsteered.py"), str(run)],
-        capture_output=True,
-        text=True,
-    )
+    done = _unsteered(run)
     assert done.returncode != 0 and "lacks 1 (prompt, w) pairs" in done.stderr
+
+
+def test_refuses_a_weight_the_front_does_not_list(tmp_path):
+    run = _run_folder(tmp_path)
+    front = run / "lightning_logs" / "version_0" / "frontier.csv"
+    front.write_text("\n".join(front.read_text().splitlines()[:-1]) + "\n")  # drops w = (0.5, 0.5)
+    done = _unsteered(run)
+    assert done.returncode != 0 and "w = [0.5, 0.5], which frontier.csv does not list" in done.stderr
