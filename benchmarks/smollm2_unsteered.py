@@ -17,14 +17,17 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import inspect
 import json
 import os
 import statistics
 
 import torch
 
-from pareto_lightning.metrics.functional import prompt_spearman
+from pareto_lightning.metrics.functional import prompt_spearman, prompt_steerability
 
+# A prompt steers objective k when its own Spearman is above the threshold val/prompt_steer_frac_* counts with.
+STEERS_ABOVE = inspect.signature(prompt_steerability).parameters["threshold"].default
 FEW_TEXTS = 3  # at most this many distinct completions over a part's weights: the policy mostly ignores w
 
 
@@ -76,8 +79,8 @@ def report(folder: str) -> list[str]:
         rho = prompt_spearman(rewards[:, cols], torch.tensor([weights[i] for i in cols], dtype=torch.float64))
         distinct = [len({t[i] for i in cols}) for t in texts]  # [P]
         for k, name in enumerate(objectives):
-            steered = [p for p in range(len(texts)) if rho[p, k] > 0.5]
-            rest = [p for p in range(len(texts)) if rho[p, k] <= 0.5]
+            steered = [p for p in range(len(texts)) if rho[p, k] > STEERS_ABOVE]
+            rest = [p for p in range(len(texts)) if p not in steered]
             ties = sum(distinct[p] <= FEW_TEXTS for p in rest)
             wrong_way = sum(bool(rho[p, k] < 0) for p in rest)
             lines.append(
