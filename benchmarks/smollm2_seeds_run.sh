@@ -7,7 +7,8 @@
 #   SEEDS="1" PIECES="wgrpo grid" bash benchmarks/smollm2_seeds_run.sh  # ... and in another, side by side
 #
 # PIECES picks from: stage (the preference stage's model), eval (the stage's own evaluation), meta, wgrpo, grid,
-# and steer (Weighted-Meta-GRPO with the steering bonus, recipes/smollm2/weighted_meta_steer.yaml).
+# steer (Weighted-Meta-GRPO with the steering bonus, recipes/smollm2/weighted_meta_steer.yaml) and cross (Grid-GRPO
+# with the cross-weight advantage, recipes/smollm2/grid_grpo_cross.yaml).
 # A lever (recipes/smollm2/README.md) is a method with more arguments: ARGS goes to its fit, and VARIANT names it,
 #   SEEDS=0 PIECES=meta VARIANT=beta0.01 ARGS="--model.init_args.beta=0.01" bash benchmarks/smollm2_seeds_run.sh
 # keeps its summary as meta-beta0.01_s0. STAGE_ARGS goes to the preference stage in the same way: the stage's model
@@ -34,7 +35,7 @@ for given in ARGS STAGE_ARGS; do
   [ -z "${!given}" ] || [ -n "$VARIANT" ] || { echo "$given needs a VARIANT, the name its summaries are kept under" >&2; exit 1; }
 done
 declare -A RECIPE=([eval]=weighted_meta [meta]=weighted_meta [wgrpo]=weighted_grpo [grid]=grid_grpo
-                   [steer]=weighted_meta_steer)
+                   [steer]=weighted_meta_steer [cross]=grid_grpo_cross)
 mkdir -p "$RUNS" "$RESULTS"
 kept() { [ -f "$RESULTS/$1/summary.json" ]; }
 name() {  # the folder of piece $1 of seed $2: stage_s0, meta_s0, meta-beta0.01_s0 ...

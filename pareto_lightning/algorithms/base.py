@@ -209,7 +209,7 @@ class PreferenceAlignmentModule(SweepSteps, ReferenceModel, ResumableRun, pl.Lig
             scored = self._scored_rollout(batch, batch_idx)
             self.rollout_reuse.put(micro, scored)
         utilities = scored.utilities  # [N]
-        loss, stats, scored.first = self.compute_loss(scored.rollout, utilities, scored.first)
+        loss, stats, scored.first = self.compute_loss(scored.rollout, utilities, scored.first, scored.normalized)
         if writes_logs(self._trainer, self.global_step):  # the logger keeps one step in log_every_n_steps
             logs = train_logs(loss, scored, self.policy.objective_names, stats)
             if self.nan_policy == "skip_group":
@@ -220,10 +220,11 @@ class PreferenceAlignmentModule(SweepSteps, ReferenceModel, ResumableRun, pl.Lig
         return {"loss": loss, "utility": utilities.mean().detach()}
 
     def compute_loss(
-        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None
+        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None, rewards: Tensor
     ) -> tuple[Tensor, dict[str, Tensor], FirstIteration | None]:
-        """The loss of one step on ``rollout`` with its ``[N]`` utilities, the stats to log, and what a later step
-        on the same rollout needs (``first``: what this returned at the rollout's first step, else None)."""
+        """The loss of one step on ``rollout`` with its ``[N]`` utilities (scalarized from the ``[N, K]``
+        normalized ``rewards``), the stats to log, and what a later step on the same rollout needs (``first``:
+        what this returned at the rollout's first step, else None)."""
         raise NotImplementedError
 
     def _maybe_log_samples(self, rollout: Rollout, raw: Tensor) -> None:

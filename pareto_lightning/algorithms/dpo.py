@@ -65,7 +65,7 @@ class MOODPOModule(PreferenceAlignmentModule):
         self.loss: DPOLoss = loss
 
     def compute_loss(
-        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None
+        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None, rewards: Tensor
     ) -> tuple[Tensor, dict[str, Tensor], None]:
         """The DPO loss on each group's best and worst completion (one update per rollout: nothing kept)."""
         chosen, rejected, valid = best_worst_pairs(utilities, rollout.group_size)  # [B] each

@@ -11,6 +11,7 @@ from pareto_lightning.algorithms.loss_args import module_loss
 from pareto_lightning.algorithms.reuse import FirstIteration, RolloutReuse
 from pareto_lightning.config_errors import configuration_error, quote_keys
 from pareto_lightning.data.contract import preference_data, update_schedule
+from pareto_lightning.losses.cross_weight import cross_weight_advantages, prompt_index
 from pareto_lightning.losses.grpo import zero_spread_fraction
 from pareto_lightning.losses.modules import GRPOLoss
 from pareto_lightning.policy import PreferencePolicy, Rollout
@@ -43,6 +44,11 @@ class GRPOModule(PreferenceAlignmentModule):
             (default loss).
         aggregation: ``"sequence_mean"`` (GRPO) or ``"token_mean"`` (DAPO) loss aggregation (default loss).
         num_iterations: optimizer steps per rollout (``>= 1``); with a ``MetaLoop`` it must divide ``inner_steps``.
+        cross_weight: coefficient of the cross-weight advantage added to the group advantages (a finite float
+            >= 0; see :func:`~pareto_lightning.losses.cross_weight.cross_weight_advantages`): each completion is
+            also compared with the same prompt's completions under the other weights of the batch, which the
+            group baseline cannot do. It needs prompts answered under several weights
+            (``data.init_args.weights_per_prompt >= 2``). 0 (default): GRPO.
         loss: the loss (``class_path: pareto_lightning.GRPOLoss``); None: the default loss above.
         (other arguments: see :class:`PreferenceAlignmentModule`)
 
@@ -78,6 +84,7 @@ class GRPOModule(PreferenceAlignmentModule):
         advantage_scale: Literal["group", "batch", "none"] = "group",
         aggregation: Literal["sequence_mean", "token_mean"] = "sequence_mean",
         num_iterations: int = 1,
+        cross_weight: float = 0.0,
         loss: GRPOLoss | None = None,
         **kwargs: Any,
     ) -> None:
@@ -88,27 +95,45 @@ class GRPOModule(PreferenceAlignmentModule):
         problems = GRPOLoss.problems(**arguments) if loss is None else []
         if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 1:
             problems.append(f"`num_iterations` must be an integer >= 1; got {num_iterations!r}")
+        if isinstance(cross_weight, bool) or not isinstance(cross_weight, (int, float)) or not (
+            0 <= cross_weight < float("inf")
+        ):
+            problems.append(f"`cross_weight` must be a finite float >= 0; got {cross_weight!r}")
         if problems:
             raise configuration_error(type(self).__name__, quote_keys(problems, "model.init_args"))
         loss = module_loss(type(self).__name__, loss, GRPOLoss, arguments)
         super().__init__(policy, reward, scalarizer, loss, num_generations=num_generations, **kwargs)
         self.loss: GRPOLoss = loss
         self.num_iterations = num_iterations
+        self.cross_weight = float(cross_weight)
         self.rollout_reuse = RolloutReuse(num_iterations)
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
         # The data module serves each window of batches for num_iterations steps, as the rollouts are reused.
         if stage == "fit":
-            update_schedule(preference_data(self._trainer), batch_reuse=self.num_iterations)
+            data = preference_data(self._trainer)
+            update_schedule(data, batch_reuse=self.num_iterations)
+            if self.cross_weight > 0 and data is not None and data.schedule.weights_per_prompt < 2:
+                raise ValueError(
+                    f"`model.init_args.cross_weight: {self.cross_weight}` compares each prompt's completions "
+                    "across weights, but `data.init_args.weights_per_prompt` is "
+                    f"{data.schedule.weights_per_prompt}: every prompt is answered under one weight, so the term "
+                    "is zero. Set `data.init_args.weights_per_prompt: 2` (or more), or `cross_weight: 0`."
+                )
 
     def compute_loss(
-        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None
+        self, rollout: Rollout, utilities: Tensor, first: FirstIteration | None, rewards: Tensor
     ) -> tuple[Tensor, dict[str, Tensor], FirstIteration]:
         """The GRPO loss on ``rollout``; its first step keeps the advantages and the old and reference log-probs
         (``first``), which do not change between iterations: later steps need no second reference forward."""
         if first is None:
             advantages = self.loss.advantages(utilities, rollout.group_size)  # [N]
+            if self.cross_weight > 0:
+                across = cross_weight_advantages(
+                    rewards, rollout.weights, prompt_index(rollout.prompts), self.loss.advantage_scale
+                )  # [N]
+                advantages = advantages + self.cross_weight * across.to(advantages)
             logp, ref = self.sequence_log_probs(rollout)  # [N, T] each
             first = FirstIteration(advantages=advantages, old_logp=logp.detach(), ref_logp=ref)
         else:

@@ -32,6 +32,8 @@ class PreferenceSchedule:
         steps_per_preference: optimizer steps one sampled preference is held for. None: not fixed by the
             configuration (one step, unless a ``MetaLoop`` sets its ``inner_steps``: the task length is its rule).
         per_prompt_preferences: one preference per prompt instead of one per batch (the data configuration's).
+        weights_per_prompt: how many rows, each with its own preference, every drawn prompt gets in a batch
+            (the data configuration's; more than 1 needs ``per_prompt_preferences``).
         batch_reuse: optimizer steps each window of batches serves (``GRPOModule``'s ``num_iterations``).
         preference_group: ``(group, groups)``: with tasks in parallel (``MetaLoop(parallel_tasks=True)``) every
             rank draws one preference per task group and keeps its group's; ``(0, 1)`` otherwise.
@@ -48,6 +50,7 @@ class PreferenceSchedule:
 
     steps_per_preference: int | None = None
     per_prompt_preferences: bool = False
+    weights_per_prompt: int = 1
     batch_reuse: int = 1
     preference_group: tuple[int, int] = (0, 1)
 
@@ -59,6 +62,15 @@ class PreferenceSchedule:
             raise ScheduleError(
                 "per_prompt_preferences",
                 f"one preference per prompt cannot be held for several steps; got steps_per_preference={held}.",
+            )
+        per_prompt = self.weights_per_prompt
+        if isinstance(per_prompt, bool) or not isinstance(per_prompt, int) or per_prompt < 1:
+            raise ScheduleError("weights_per_prompt", f"must be an integer >= 1; got {per_prompt!r}.")
+        if per_prompt > 1 and not self.per_prompt_preferences:
+            raise ScheduleError(
+                "weights_per_prompt",
+                f"{per_prompt} weights for each prompt need `data.init_args.per_prompt_preferences: true` (each "
+                "row draws its own preference).",
             )
         if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
             raise ScheduleError("batch_reuse", f"must be an integer >= 1; got {reuse!r}.")

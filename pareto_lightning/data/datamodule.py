@@ -45,6 +45,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             one step, unless a ``MetaLoop`` callback sets it: the task length is the ``MetaLoop``'s to decide (its
             ``inner_steps``), and an explicit value that differs is refused there.
         per_prompt_preferences: draw one ``w`` per prompt instead of one per batch (needs steps_per_preference 1).
+        weights_per_prompt: rows per drawn prompt, consecutive, each under its own ``w`` (needs
+            ``per_prompt_preferences``): a batch has ``batch_size * weights_per_prompt`` rows, and every prompt is
+            answered under several weights in the same step (what ``GRPOModule``'s ``cross_weight`` compares).
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
         eval_lattice_divisions: divisions of the ``"lattice"`` sweep.
@@ -74,6 +77,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         grid_divisions: int | None = 10,
         steps_per_preference: int | None = None,
         per_prompt_preferences: bool = False,
+        weights_per_prompt: int = 1,
         eval_weights: str | list[list[float]] = "paper_table1",
         eval_lattice_divisions: int = 10,
         num_eval_prompts: int = 8,
@@ -87,7 +91,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         if batch_size < 1:
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
         try:
-            schedule = PreferenceSchedule(steps_per_preference, per_prompt_preferences)
+            schedule = PreferenceSchedule(steps_per_preference, per_prompt_preferences, weights_per_prompt)
         except ScheduleError as error:
             problems.append(f"`data.init_args.{error.field}`: {error}")
         if grid_divisions is not None and grid_divisions < 1:
@@ -220,7 +224,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         return batch
 
     def _draw(self) -> dict[str, Any]:
-        prompts = self._next_prompts()
+        prompts = [p for p in self._next_prompts() for _ in range(self.schedule.weights_per_prompt)]
         if self.schedule.per_prompt_preferences:
             weights = self.sampler.sample(len(prompts))  # [B, K]
         else:

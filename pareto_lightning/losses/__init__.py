@@ -3,6 +3,7 @@ group layout they share (:mod:`~pareto_lightning.losses.groups`); and ``GRPOLoss
 algorithm is configured with."""
 
 from pareto_lightning.losses.chunked_logprobs import chunked_token_log_probs
+from pareto_lightning.losses.cross_weight import cross_weight_advantages, prompt_index
 from pareto_lightning.losses.dpo import DPOStats, dpo_hyperparameter_problems, dpo_loss
 from pareto_lightning.losses.groups import best_worst_pairs, finite_groups, tied_groups
 from pareto_lightning.losses.grpo import (
@@ -22,12 +23,14 @@ __all__ = [
     "GRPOStats",
     "best_worst_pairs",
     "chunked_token_log_probs",
+    "cross_weight_advantages",
     "dpo_hyperparameter_problems",
     "dpo_loss",
     "finite_groups",
     "group_advantages",
     "grpo_hyperparameter_problems",
     "grpo_loss",
+    "prompt_index",
     "tied_groups",
     "token_log_probs",
     "zero_spread_fraction",

@@ -38,6 +38,7 @@ from pareto_lightning.rewards import TextstatScore
 RECIPES = sorted(glob.glob(str(REPO / "recipes" / "smollm2" / "*.yaml")))
 EXPECTED = {  # scalarizer, MetaLoop
     "grid_grpo": (WeightedSum, False),
+    "grid_grpo_cross": (WeightedSum, False),
     "weighted_grpo": (SmoothTchebycheff, False),
     "weighted_meta": (SmoothTchebycheff, True),
     "weighted_meta_steer": (SteeringBonus, True),
@@ -128,6 +129,9 @@ def test_each_recipe_builds_its_method_on_the_saved_model(path, in_repo):
     assert policy.objective_names == ["simplicity", "technicality"] == model.reward.names
     assert all(isinstance(f, TextstatScore) for f in model.reward._functions)
     assert model.reward.normalizer is None
+    # Only the cross-weight recipe answers each prompt under several weights, and compares them.
+    cross = os.path.basename(path) == "grid_grpo_cross.yaml"
+    assert (model.cross_weight > 0, data.schedule.weights_per_prompt > 1) == (cross, cross)
     data.setup("fit")
     # The 28 weights of the paper's Table 1: the 11 of the training grid are seen, the 17 others unseen.
     assert len(data.eval_prompts) == 30 and torch.equal(data.eval_weights, PAPER_EVAL_WEIGHTS)

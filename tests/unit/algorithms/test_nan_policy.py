@@ -38,9 +38,9 @@ def _fit(bad, nan_policy):
     module = GRPOModule(task.policy(max_new_tokens=4), reward, SmoothTchebycheff(), num_generations=2, beta=0.0,
                         nan_policy=nan_policy)  # fmt: skip
     seen = []
-    module.compute_loss = lambda rollout, u, first: (
+    module.compute_loss = lambda rollout, u, first, rewards: (
         seen.append(len(rollout)),
-        GRPOModule.compute_loss(module, rollout, u, first),
+        GRPOModule.compute_loss(module, rollout, u, first, rewards),
     )[1]
     logged = {}
     module.log_dict = lambda d, **kw: logged.update(d)

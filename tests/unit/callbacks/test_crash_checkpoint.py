@@ -79,9 +79,9 @@ def test_sampling_does_not_depend_on_the_global_rng_before_a_step(tmp_path):
                             beta=0.0, train_seed=7)  # fmt: skip
         dm = PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=1)
         seen = []
-        module.compute_loss = lambda rollout, u, first: (
+        module.compute_loss = lambda rollout, u, first, rewards: (
             seen.append(rollout.completions),
-            GRPOModule.compute_loss(module, rollout, u, first),
+            GRPOModule.compute_loss(module, rollout, u, first, rewards),
         )[1]
         trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False,
                              enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0,

@@ -1,0 +1,97 @@
+"""`GRPOModule(cross_weight=...)` with `PreferencePromptDataModule(weights_per_prompt=...)`: each prompt answered
+under several weights in one step, and the advantages compare its completions across them."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from pareto_lightning import GRPOModule, ListPrompts, PreferencePromptDataModule, WeightedSum
+from pareto_lightning.losses.cross_weight import cross_weight_advantages, prompt_index
+from pareto_lightning.losses.grpo import group_advantages
+from pareto_lightning.tasks import LexiconTask
+
+PROMPTS = ListPrompts(["write a note about the river", "describe the city", "hi", "write about the sea"] * 2)
+
+
+def _data(**kw):
+    return PreferencePromptDataModule(PROMPTS, batch_size=2, num_eval_prompts=1, **kw)
+
+
+def _fit(tmp_path, module, dm):
+    trainer = pl.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(module, dm)
+
+
+def _module(**kw):
+    torch.manual_seed(0)
+    task = LexiconTask()
+    return GRPOModule(
+        task.policy(max_new_tokens=4), task.reward(), WeightedSum(), num_generations=2, beta=0.0, **kw
+    )
+
+
+def test_each_prompt_gets_consecutive_rows_each_under_its_own_weight():
+    dm = _data(per_prompt_preferences=True, weights_per_prompt=3)
+    dm.setup("fit")
+    batches = [dm.next_train_batch() for _ in range(4)]
+    for batch in batches:
+        prompts = batch["prompts"]
+        assert len(prompts) == 6 and batch["weights"].shape == (6, 2)
+        assert prompts[0:3] == [prompts[0]] * 3 and prompts[3:6] == [prompts[3]] * 3
+    weights = torch.cat([b["weights"] for b in batches])  # [24, 2]
+    assert len({tuple(w.tolist()) for w in weights}) > 2  # drawn per row, not once per prompt
+    assert not all(torch.equal(w[0], w[1]) for w in weights.view(-1, 3, 2))
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [(dict(weights_per_prompt=2), r"`data.init_args.weights_per_prompt`: 2 weights for each prompt need "
+                                  r"`data.init_args.per_prompt_preferences: true`"),
+     (dict(weights_per_prompt=0, per_prompt_preferences=True),
+      r"`data.init_args.weights_per_prompt`: must be an integer >= 1; got 0")],
+)  # fmt: skip
+def test_weights_per_prompt_out_of_range_is_refused_by_its_key(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _data(**kw)
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf"), True])
+def test_a_cross_weight_that_is_not_a_finite_float_at_least_0_is_refused(value):
+    with pytest.raises(ValueError, match=r"`model.init_args.cross_weight` must be a finite float >= 0"):
+        _module(cross_weight=value)
+
+
+def test_a_cross_weight_with_one_weight_per_prompt_is_refused_before_training(tmp_path):
+    module = _module(cross_weight=1.0)
+    calls = []
+    module.policy.generate = lambda *a, **k: calls.append(a)
+    with pytest.raises(
+        ValueError,
+        match=r"`model.init_args.cross_weight: 1.0`.*`data.init_args.weights_per_prompt` "
+        r"is 1.*Set `data.init_args.weights_per_prompt: 2`",
+    ):
+        _fit(tmp_path, module, _data(per_prompt_preferences=True))
+    assert not calls  # refused at setup, before any rollout
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5])
+def test_the_advantages_add_the_cross_weight_term_to_the_group_ones(tmp_path, strength):
+    module = _module(cross_weight=strength)
+    seen = []
+    compute = module.compute_loss
+
+    def recording(rollout, utilities, first, rewards):
+        out = compute(rollout, utilities, first, rewards)
+        seen.append((rollout, utilities, rewards, out[2].advantages))
+        return out
+
+    module.compute_loss = recording
+    _fit(tmp_path, module, _data(per_prompt_preferences=True, weights_per_prompt=2))
+    rollout, utilities, rewards, advantages = seen[0]
+    assert len(set(rollout.prompts)) == 2 and len(rollout) == 8  # 2 prompts x 2 weights x 2 completions
+    across = cross_weight_advantages(rewards, rollout.weights, prompt_index(rollout.prompts))
+    assert across.abs().max() > 0  # the term is not zero on this rollout, so the test can tell
+    torch.testing.assert_close(utilities, (rewards * rollout.weights).sum(-1))
+    torch.testing.assert_close(advantages, group_advantages(utilities, 2) + strength * across)
