@@ -48,7 +48,8 @@ class GRPOModule(PreferenceAlignmentModule):
             >= 0; see :func:`~pareto_lightning.losses.cross_weight.cross_weight_advantages`): each completion is
             also compared with the same prompt's completions under the other weights of the batch, which the
             group baseline cannot do. It needs prompts answered under several weights
-            (``data.init_args.weights_per_prompt >= 2``). 0 (default): GRPO.
+            (``data.init_args.weights_per_prompt >= 2`` with ``per_prompt_preferences: true``, so not with a
+            ``MetaLoop``, which holds one weight per task). 0 (default): GRPO.
         loss: the loss (``class_path: pareto_lightning.GRPOLoss``); None: the default loss above.
         (other arguments: see :class:`PreferenceAlignmentModule`)
 
@@ -119,7 +120,8 @@ class GRPOModule(PreferenceAlignmentModule):
                     f"`model.init_args.cross_weight: {self.cross_weight}` compares each prompt's completions "
                     "across weights, but `data.init_args.weights_per_prompt` is "
                     f"{data.schedule.weights_per_prompt}: every prompt is answered under one weight, so the term "
-                    "is zero. Set `data.init_args.weights_per_prompt: 2` (or more), or `cross_weight: 0`."
+                    "is zero. Set `data.init_args.weights_per_prompt: 2` (or more) with "
+                    "`data.init_args.per_prompt_preferences: true`, or `model.init_args.cross_weight: 0`."
                 )
 
     def compute_loss(

@@ -50,9 +50,9 @@ class PreferenceSchedule:
 
     steps_per_preference: int | None = None
     per_prompt_preferences: bool = False
-    weights_per_prompt: int = 1
     batch_reuse: int = 1
     preference_group: tuple[int, int] = (0, 1)
+    weights_per_prompt: int = 1
 
     def __post_init__(self) -> None:
         held, reuse, (group, groups) = self.steps_per_preference, self.batch_reuse, self.preference_group

@@ -37,7 +37,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         eval_prompts: prompt source of the evaluation sweep; None takes the last ``num_eval_prompts`` training
             prompts (and removes them from training).
         num_objectives: ``K``; None means 2 (the command line sets it from the policy's ``objective_names``).
-        batch_size: prompts per training step (per device).
+        batch_size: prompts per training step (per device); a step has ``batch_size * weights_per_prompt`` rows.
         alpha: Dirichlet concentration (the paper: 1.0; 0.5 is its corner-heavy ablation).
         grid_divisions: training support ``simplex_grid(K, grid_divisions)`` (10 gives the paper's 11 weights);
             None samples the continuous simplex.
@@ -91,7 +91,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         if batch_size < 1:
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
         try:
-            schedule = PreferenceSchedule(steps_per_preference, per_prompt_preferences, weights_per_prompt)
+            schedule = PreferenceSchedule(
+                steps_per_preference, per_prompt_preferences, weights_per_prompt=weights_per_prompt
+            )
         except ScheduleError as error:
             problems.append(f"`data.init_args.{error.field}`: {error}")
         if grid_divisions is not None and grid_divisions < 1:

@@ -17,7 +17,8 @@ Williams, 1992), ``c_i`` ascends ``C_p``: as ``sum_i c_i = sum_i (w_i - mean_p w
 ``sum_i c_i grad log pi(y_i)`` over the ``n`` rows is exactly ``(1 - 1/n)`` times the gradient of ``n C_p`` (the
 baseline holds a ``1/n`` share of each row's own reward). A completion is pushed up when it leans the way its ``w``
 leans away from the prompt's other weights, and down when it leans the other way. A prompt answered under one
-weight only has ``c_i = 0``.
+weight only has ``c_i = 0``. The identity holds for ``scale="none"`` and rewards that each depend only on their own
+completion (no normalizer updated on the same batch); the root-mean-square scale makes the step size relative.
 """
 
 from __future__ import annotations
@@ -52,11 +53,15 @@ def cross_weight_advantages(
         prompts: ``[N]`` prompt index of each row (:func:`prompt_index`).
         scale: ``"group"`` or ``"batch"``: divided by the root mean square of all ``N`` values (``+ 1e-4``), so
             the term is on the scale of the normalized group advantages it is added to (not by their std: a
-            prompt's rows under two mirrored weights share one value, and a std of 0 would blow it up);
-            ``"none"``: as is, in reward units (beside Dr. GRPO's unscaled advantages).
+            prompt's rows under two mirrored weights share one value, and a std of 0 would blow it up). Rows of a
+            prompt that drew the same weight every time count as zeros in it, so they raise the other rows'
+            terms, and a batch whose covariances are all small is scaled up like one whose are large, as the
+            group std does to the group advantages; ``"none"``: as is, in reward units (beside Dr. GRPO's
+            unscaled advantages).
 
     Returns:
-        ``[N]`` advantages, zero for every prompt answered under a single weight.
+        ``[N]`` advantages in float32 (or float64 for float64 rewards), zero for every prompt answered under a
+        single weight. Rows with the same prompt index are one prompt, however they were drawn.
 
     Example:
         >>> r = torch.tensor([[0.9, 0.1], [0.3, 0.7], [0.5, 0.5]])  # two rows of prompt 0, one of prompt 1
@@ -71,8 +76,12 @@ def cross_weight_advantages(
         )
     if scale not in ("group", "batch", "none"):
         raise ValueError(f"`scale` must be 'group', 'batch' or 'none'; got {scale!r}.")
-    weights = weights.to(rewards.dtype)
-    prompts = prompts.to(rewards.device)
+    rewards = (
+        rewards if rewards.dtype == torch.float64 else rewards.float()
+    )  # bf16 sums would lose the spread
+    weights, prompts = weights.to(rewards), prompts.to(rewards.device)
+    if len(rewards) == 0:
+        return rewards.new_zeros(0)
     count = torch.zeros(int(prompts.max()) + 1, device=rewards.device, dtype=rewards.dtype)
     count = count.index_add(0, prompts, torch.ones_like(prompts, dtype=rewards.dtype))  # [P]
 

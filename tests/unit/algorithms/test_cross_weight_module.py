@@ -10,7 +10,16 @@ from pareto_lightning.losses.cross_weight import cross_weight_advantages, prompt
 from pareto_lightning.losses.grpo import group_advantages
 from pareto_lightning.tasks import LexiconTask
 
-PROMPTS = ListPrompts(["write a note about the river", "describe the city", "hi", "write about the sea"] * 2)
+PROMPTS = ListPrompts(
+    [
+        "write a note about the river",
+        "describe the city",
+        "hi",
+        "write about the sea",
+        "tell me of hills",
+        "a song",
+    ]
+)
 
 
 def _data(**kw):
@@ -76,9 +85,9 @@ def test_a_cross_weight_with_one_weight_per_prompt_is_refused_before_training(tm
     assert not calls  # refused at setup, before any rollout
 
 
-@pytest.mark.parametrize("strength", [0.0, 0.5])
-def test_the_advantages_add_the_cross_weight_term_to_the_group_ones(tmp_path, strength):
-    module = _module(cross_weight=strength)
+@pytest.mark.parametrize(("strength", "scale"), [(0.0, "group"), (0.5, "group"), (0.5, "none")])
+def test_the_advantages_add_the_cross_weight_term_to_the_group_ones(tmp_path, strength, scale):
+    module = _module(cross_weight=strength, advantage_scale=scale)
     seen = []
     compute = module.compute_loss
 
@@ -91,7 +100,7 @@ def test_the_advantages_add_the_cross_weight_term_to_the_group_ones(tmp_path, st
     _fit(tmp_path, module, _data(per_prompt_preferences=True, weights_per_prompt=2))
     rollout, utilities, rewards, advantages = seen[0]
     assert len(set(rollout.prompts)) == 2 and len(rollout) == 8  # 2 prompts x 2 weights x 2 completions
-    across = cross_weight_advantages(rewards, rollout.weights, prompt_index(rollout.prompts))
+    across = cross_weight_advantages(rewards, rollout.weights, prompt_index(rollout.prompts), scale)
     assert across.abs().max() > 0  # the term is not zero on this rollout, so the test can tell
     torch.testing.assert_close(utilities, (rewards * rollout.weights).sum(-1))
-    torch.testing.assert_close(advantages, group_advantages(utilities, 2) + strength * across)
+    torch.testing.assert_close(advantages, group_advantages(utilities, 2, scale) + strength * across)

@@ -64,6 +64,17 @@ def test_equal_terms_stay_finite_and_one_weight_per_prompt_gives_zeros():
     assert cross_weight_advantages(r, w, torch.tensor([0, 1])).eq(0).all()
 
 
+def test_no_rows_give_no_advantages_and_bfloat16_rewards_are_summed_in_float32():
+    assert cross_weight_advantages(
+        torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)
+    ).shape == (0,)
+    r = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.3, 0.7], [0.1, 0.5]])
+    w = torch.tensor([[0.8, 0.2], [0.8, 0.2], [0.2, 0.8], [0.2, 0.8]])
+    low = cross_weight_advantages(r.bfloat16(), w.bfloat16(), torch.zeros(4, dtype=torch.long), "none")
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, torch.tensor([0.21, 0.09, 0.15, 0.15]), atol=5e-3, rtol=0)  # bf16 inputs
+
+
 def test_prompt_index_numbers_prompts_by_first_appearance():
     assert prompt_index(["b", "a", "b", "c", "a"]).tolist() == [0, 1, 0, 2, 1]
 
