@@ -48,6 +48,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         weights_per_prompt: rows per drawn prompt, consecutive, each under its own ``w`` (needs
             ``per_prompt_preferences``): a batch has ``batch_size * weights_per_prompt`` rows, and every prompt is
             answered under several weights in the same step (what ``GRPOModule``'s ``cross_weight`` compares).
+            Each row's ``w`` is its own independent draw, so two rows of one prompt can share a ``w``.
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
         eval_lattice_divisions: divisions of the ``"lattice"`` sweep.
