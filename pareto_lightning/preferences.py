@@ -117,6 +117,26 @@ def split_seen_unseen(eval_weights: Tensor, train_weights: Tensor, atol: float =
     return (dist <= atol).any(-1)
 
 
+def mirrored_pairs(draws: Tensor) -> Tensor:
+    """Each preference followed by its mirror image, its entries in reverse order: ``[N, K] -> [2N, K]``.
+
+    For ``K = 2`` the mirror of ``(a, 1 - a)`` is ``(1 - a, a)``. Under a symmetric ``Dirichlet(alpha)`` (every
+    ``alpha_k`` equal) the mirror has the same distribution as the draw, and a simplex grid holds the mirror of
+    each of its points, so every row still follows the sampler's distribution; only the pairs are dependent
+    (antithetic draws). A pair's mean is ``(w + reversed(w)) / 2``, for ``K = 2`` the centre ``(0.5, 0.5)``.
+
+    Example:
+        >>> mirrored_pairs(torch.tensor([[0.9, 0.1], [0.3, 0.7]]))
+        tensor([[0.9000, 0.1000],
+                [0.1000, 0.9000],
+                [0.3000, 0.7000],
+                [0.7000, 0.3000]])
+    """
+    if draws.ndim != 2:
+        raise ValueError(f"`draws` must be [N, K]; got shape {tuple(draws.shape)}.")
+    return torch.stack([draws, draws.flip(-1)], dim=1).reshape(-1, draws.shape[-1])
+
+
 def _grid_divisions(support: Tensor) -> int | None:
     """The smallest ``d <= 1000`` with every coordinate a multiple of ``1/d``, or None (irregular support)."""
     for d in range(1, 1001):
@@ -288,6 +308,7 @@ def _gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
 __all__ = [
     "PAPER_EVAL_WEIGHTS",
     "DirichletPreferenceSampler",
+    "mirrored_pairs",
     "sample_dirichlet",
     "simplex_grid",
     "split_seen_unseen",

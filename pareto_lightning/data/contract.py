@@ -34,6 +34,9 @@ class PreferenceSchedule:
         per_prompt_preferences: one preference per prompt instead of one per batch (the data configuration's).
         weights_per_prompt: how many rows, each with its own preference, every drawn prompt gets in a batch
             (the data configuration's; more than 1 needs ``per_prompt_preferences``).
+        mirror_weights: a prompt's rows come in pairs, a draw ``w`` and its mirror ``reversed(w)``
+            (:func:`pareto_lightning.preferences.mirrored_pairs`; the data configuration's; needs an even
+            ``weights_per_prompt``).
         batch_reuse: optimizer steps each window of batches serves (``GRPOModule``'s ``num_iterations``).
         preference_group: ``(group, groups)``: with tasks in parallel (``MetaLoop(parallel_tasks=True)``) every
             rank draws one preference per task group and keeps its group's; ``(0, 1)`` otherwise.
@@ -53,6 +56,7 @@ class PreferenceSchedule:
     batch_reuse: int = 1
     preference_group: tuple[int, int] = (0, 1)
     weights_per_prompt: int = 1
+    mirror_weights: bool = False
 
     def __post_init__(self) -> None:
         held, reuse, (group, groups) = self.steps_per_preference, self.batch_reuse, self.preference_group
@@ -71,6 +75,14 @@ class PreferenceSchedule:
                 "weights_per_prompt",
                 f"{per_prompt} weights for each prompt need `data.init_args.per_prompt_preferences: true` (each "
                 "row draws its own preference).",
+            )
+        if not isinstance(self.mirror_weights, bool):
+            raise ScheduleError("mirror_weights", f"must be true or false; got {self.mirror_weights!r}.")
+        if self.mirror_weights and per_prompt % 2:
+            raise ScheduleError(
+                "mirror_weights",
+                "pairs each drawn weight with its mirror, so it needs an even `data.init_args.weights_per_prompt` "
+                f"(2, 4, ...); got {per_prompt}.",
             )
         if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
             raise ScheduleError("batch_reuse", f"must be an integer >= 1; got {reuse!r}.")

@@ -21,6 +21,7 @@ from pareto_lightning.data.sources import PromptSource
 from pareto_lightning.data.streams import TRAIN_TICK, EvalShard, Ticks, eval_batch_sizes, resolve_eval_weights
 from pareto_lightning.preferences import (
     DirichletPreferenceSampler,
+    mirrored_pairs,
     simplex_grid,
     split_seen_unseen,
 )
@@ -48,7 +49,13 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         weights_per_prompt: rows per drawn prompt, consecutive, each under its own ``w`` (needs
             ``per_prompt_preferences``): a batch has ``batch_size * weights_per_prompt`` rows, and every prompt is
             answered under several weights in the same step (what ``GRPOModule``'s ``cross_weight`` compares).
-            Each row's ``w`` is its own independent draw, so two rows of one prompt can share a ``w``.
+            Each row's ``w`` is its own independent draw, so two rows of one prompt can share a ``w``, unless
+            ``mirror_weights`` pairs them.
+        mirror_weights: the rows of a prompt come in pairs, a draw ``w`` and its mirror ``reversed(w)``
+            (``(a, 1 - a)`` and ``(1 - a, a)`` for two objectives; ``mirrored_pairs``), so every prompt is
+            answered under weights that pull apart, and its rows' mean weight is the simplex centre. Needs an
+            even ``weights_per_prompt`` and a symmetric ``alpha`` (every row then still follows
+            ``Dirichlet(alpha)``).
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
         eval_lattice_divisions: divisions of the ``"lattice"`` sweep.
@@ -79,6 +86,7 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         steps_per_preference: int | None = None,
         per_prompt_preferences: bool = False,
         weights_per_prompt: int = 1,
+        mirror_weights: bool = False,
         eval_weights: str | list[list[float]] = "paper_table1",
         eval_lattice_divisions: int = 10,
         num_eval_prompts: int = 8,
@@ -93,7 +101,10 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             problems.append(f"`data.init_args.batch_size` must be >= 1; got {batch_size}.")
         try:
             schedule = PreferenceSchedule(
-                steps_per_preference, per_prompt_preferences, weights_per_prompt=weights_per_prompt
+                steps_per_preference,
+                per_prompt_preferences,
+                weights_per_prompt=weights_per_prompt,
+                mirror_weights=mirror_weights,
             )
         except ScheduleError as error:
             problems.append(f"`data.init_args.{error.field}`: {error}")
@@ -104,6 +115,11 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         if max_prompt_chars is not None and max_prompt_chars < 1:
             problems.append(
                 f"`data.init_args.max_prompt_chars` must be >= 1 or null; got {max_prompt_chars}."
+            )
+        if mirror_weights and isinstance(alpha, (list, tuple)) and len(set(map(float, alpha))) > 1:
+            problems.append(
+                f"`data.init_args.mirror_weights: true` needs a symmetric `data.init_args.alpha` (one value, or "
+                f"every entry equal), or the mirrored rows would not follow Dirichlet(alpha); got {list(alpha)}."
             )
         if problems:
             raise ValueError("invalid PreferencePromptDataModule configuration:\n  " + "\n  ".join(problems))
@@ -228,7 +244,9 @@ class PreferencePromptDataModule(pl.LightningDataModule):
 
     def _draw(self) -> dict[str, Any]:
         prompts = [p for p in self._next_prompts() for _ in range(self.schedule.weights_per_prompt)]
-        if self.schedule.per_prompt_preferences:
+        if self.schedule.mirror_weights:  # each prompt's rows: w, reversed(w), w', reversed(w') ...
+            weights = mirrored_pairs(self.sampler.sample(len(prompts) // 2))  # [B, K]
+        elif self.schedule.per_prompt_preferences:
             weights = self.sampler.sample(len(prompts))  # [B, K]
         else:
             if self._held_left == 0:

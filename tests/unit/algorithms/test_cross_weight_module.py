@@ -54,6 +54,48 @@ def test_each_prompt_gets_consecutive_rows_each_under_its_own_weight():
     assert not all(torch.equal(w[0], w[1]) for w in weights.view(-1, 3, 2))
 
 
+def test_mirrored_weights_pair_every_draw_with_its_mirror_and_keep_the_grid_distribution():
+    dm = _data(per_prompt_preferences=True, weights_per_prompt=4, mirror_weights=True)
+    dm.setup("fit")
+    batches = [dm.next_train_batch() for _ in range(300)]
+    weights = torch.cat([b["weights"] for b in batches]).view(-1, 2, 2)  # [pairs, (w, mirror), K]
+    assert all(b["prompts"][0:4] == [b["prompts"][0]] * 4 for b in batches)  # a prompt's 4 rows in a row
+    assert torch.equal(weights[:, 1], weights[:, 0].flip(-1))  # (a, 1 - a) then (1 - a, a)
+    grid = {round(i / 10, 6) for i in range(11)}
+    firsts = weights[:, 0, 0]
+    assert {round(v, 6) for v in firsts.tolist()} == grid  # draws from the 11 training weights, all of them
+    # alpha 1 is uniform on the grid: each of the 11 points about 1/11 of the 1200 draws (std about 10)
+    counts = torch.bincount((firsts * 10).round().long(), minlength=11)
+    assert counts.min() > 1200 / 11 - 45 and counts.max() < 1200 / 11 + 45
+    prompt_means = weights.view(-1, 2, 2, 2).mean((1, 2))  # [prompts, K]: every prompt's mean weight
+    assert torch.allclose(prompt_means, torch.full_like(prompt_means, 0.5))
+
+
+def test_mirrored_weights_resume_the_same_stream():
+    dm = _data(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True)
+    dm.setup("fit")
+    dm.next_train_batch()
+    state = dm.state_dict()
+    expected = [dm.next_train_batch()["weights"] for _ in range(5)]
+    fresh = _data(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True, seed=7)
+    fresh.setup("fit")
+    fresh.load_state_dict(state)
+    assert all(torch.equal(a, fresh.next_train_batch()["weights"]) for a in expected)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [(dict(per_prompt_preferences=True, weights_per_prompt=3, mirror_weights=True),
+      r"`data.init_args.mirror_weights`: pairs each drawn weight with its mirror, so it needs an even "
+      r"`data.init_args.weights_per_prompt` \(2, 4, ...\); got 3"),
+     (dict(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True, alpha=[1.0, 2.0]),
+      r"`data.init_args.mirror_weights: true` needs a symmetric `data.init_args.alpha`.*got \[1.0, 2.0\]")],
+)  # fmt: skip
+def test_mirrored_weights_out_of_range_are_refused_by_their_key(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _data(**kw)
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [(dict(weights_per_prompt=2), r"`data.init_args.weights_per_prompt`: 2 weights for each prompt need "

@@ -6,6 +6,7 @@ import torch
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
     DirichletPreferenceSampler,
+    mirrored_pairs,
     simplex_grid,
     split_seen_unseen,
     validate_preference,
@@ -151,3 +152,12 @@ def test_sampler_rejects_bad_arguments(kwargs, match):
 def test_sample_rejects_bad_count():
     with pytest.raises(ValueError, match="`n`"):
         DirichletPreferenceSampler(2).sample(0)
+
+
+def test_mirrored_pairs_follow_each_draw_with_its_entries_reversed():
+    draws = torch.tensor([[0.5, 0.3, 0.2], [1.0, 0.0, 0.0]])
+    expected = torch.tensor([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert torch.equal(mirrored_pairs(draws), expected)
+    assert mirrored_pairs(torch.zeros(0, 2)).shape == (0, 2)
+    with pytest.raises(ValueError, match=r"`draws` must be \[N, K\]"):
+        mirrored_pairs(torch.tensor([0.5, 0.5]))

@@ -38,6 +38,9 @@ def test_the_data_module_provides_the_contract():
         (dict(batch_reuse=0), "batch_reuse"),
         (dict(preference_group=(2, 2)), "preference_group"),
         (dict(preference_group=(0, 0)), "preference_group"),
+        (dict(per_prompt_preferences=True, weights_per_prompt=3, mirror_weights=True), "mirror_weights"),
+        (dict(mirror_weights=True), "mirror_weights"),
+        (dict(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=1), "mirror_weights"),
     ],
 )
 def test_every_replacement_is_checked(fields, field):
