@@ -52,10 +52,11 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             Each row's ``w`` is its own independent draw, so two rows of one prompt can share a ``w``, unless
             ``mirror_weights`` pairs them.
         mirror_weights: the rows of a prompt come in pairs, a draw ``w`` and its mirror ``reversed(w)``
-            (``(a, 1 - a)`` and ``(1 - a, a)`` for two objectives; ``mirrored_pairs``), so every prompt is
-            answered under weights that pull apart, and its rows' mean weight is the simplex centre. Needs an
-            even ``weights_per_prompt`` and a symmetric ``alpha`` (every row then still follows
-            ``Dirichlet(alpha)``).
+            (``(a, 1 - a)`` and ``(1 - a, a)`` for two objectives; ``mirrored_pairs``). For two objectives a
+            pair's weights lie on either side of ``(0.5, 0.5)``, which is each prompt's mean weight, and are as
+            far apart as ``|2a - 1|`` (0.55 on average on the 11-point grid, against 0.36 between two
+            independent draws); ``(0.5, 0.5)`` is its own mirror. Needs an even ``weights_per_prompt`` and an
+            ``alpha`` that reads the same reversed (every row then still follows ``Dirichlet(alpha)``).
         eval_weights: ``"paper_table1"`` (the 28 weights of Table 1, K=2), ``"lattice"`` (``simplex_grid(K,
             eval_lattice_divisions)``) or an explicit list of weights.
         eval_lattice_divisions: divisions of the ``"lattice"`` sweep.
@@ -116,11 +117,6 @@ class PreferencePromptDataModule(pl.LightningDataModule):
             problems.append(
                 f"`data.init_args.max_prompt_chars` must be >= 1 or null; got {max_prompt_chars}."
             )
-        if mirror_weights and isinstance(alpha, (list, tuple)) and len(set(map(float, alpha))) > 1:
-            problems.append(
-                f"`data.init_args.mirror_weights: true` needs a symmetric `data.init_args.alpha` (one value, or "
-                f"every entry equal), or the mirrored rows would not follow Dirichlet(alpha); got {list(alpha)}."
-            )
         if problems:
             raise ValueError("invalid PreferencePromptDataModule configuration:\n  " + "\n  ".join(problems))
         if getattr(eval_prompts, "key", None) == "data.init_args.train_prompts":  # HFPrompts' default key
@@ -138,6 +134,12 @@ class PreferencePromptDataModule(pl.LightningDataModule):
         self.sampler = DirichletPreferenceSampler(
             num_objectives, alpha, self.train_support, seed=seed, key="data.init_args.alpha"
         )
+        if mirror_weights and not torch.equal(self.sampler.alpha, self.sampler.alpha.flip(0)):
+            raise ValueError(
+                "`data.init_args.mirror_weights: true` needs a `data.init_args.alpha` that reads the same reversed "
+                "(one value, or e.g. [2, 1, 2]): a mirrored row follows Dirichlet(reversed alpha), not "
+                f"Dirichlet(alpha); got {self.sampler.alpha.tolist()}."
+            )
         self.eval_weights = resolve_eval_weights(eval_weights, num_objectives, eval_lattice_divisions)
         support = self.train_support if self.train_support is not None else torch.zeros(0, num_objectives)
         self.eval_seen = split_seen_unseen(self.eval_weights, support)  # [M] bool

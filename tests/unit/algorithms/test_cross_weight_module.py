@@ -71,6 +71,17 @@ def test_mirrored_weights_pair_every_draw_with_its_mirror_and_keep_the_grid_dist
     assert torch.allclose(prompt_means, torch.full_like(prompt_means, 0.5))
 
 
+def test_mirrored_weights_on_three_objectives_and_the_continuous_simplex():
+    dm = PreferencePromptDataModule(PROMPTS, num_objectives=3, batch_size=2, num_eval_prompts=1,
+                                    eval_weights="lattice", grid_divisions=None, alpha=[2.0, 1.0, 2.0],
+                                    per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True)  # fmt: skip
+    dm.setup("fit")
+    weights = torch.cat([dm.next_train_batch()["weights"] for _ in range(50)]).view(-1, 2, 3)
+    assert torch.equal(weights[:, 1], weights[:, 0].flip(-1))
+    assert torch.allclose(weights.sum(-1), torch.ones(100, 2))
+    assert len({tuple(w) for w in weights[:, 0].tolist()}) == 100  # continuous draws, no grid
+
+
 def test_mirrored_weights_resume_the_same_stream():
     dm = _data(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True)
     dm.setup("fit")
@@ -89,7 +100,12 @@ def test_mirrored_weights_resume_the_same_stream():
       r"`data.init_args.mirror_weights`: pairs each drawn weight with its mirror, so it needs an even "
       r"`data.init_args.weights_per_prompt` \(2, 4, ...\); got 3"),
      (dict(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True, alpha=[1.0, 2.0]),
-      r"`data.init_args.mirror_weights: true` needs a symmetric `data.init_args.alpha`.*got \[1.0, 2.0\]")],
+      r"`data.init_args.mirror_weights: true` needs a `data.init_args.alpha` that reads the same reversed.*"
+      r"got \[1.0, 2.0\]"),
+     (dict(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True, alpha=torch.tensor([1.0, 3.0])),
+      r"needs a `data.init_args.alpha` that reads the same reversed.*got \[1.0, 3.0\]"),
+     (dict(per_prompt_preferences=True, weights_per_prompt=2, mirror_weights=True, alpha=[1.0, -1.0]),
+      r"`data.init_args.alpha` must be a positive float")],
 )  # fmt: skip
 def test_mirrored_weights_out_of_range_are_refused_by_their_key(kw, match):
     with pytest.raises(ValueError, match=match):
