@@ -33,6 +33,7 @@ from pareto_lightning.policy import PreferencePolicy, Rollout
 from pareto_lightning.preferences import (
     PAPER_EVAL_WEIGHTS,
     DirichletPreferenceSampler,
+    mirrored_pairs,
     simplex_grid,
     split_seen_unseen,
     validate_preference,
@@ -123,6 +124,7 @@ __all__ = [
     "best_of_pool",
     "end_process_group",
     "mixture_distillation_loss",
+    "mirrored_pairs",
     "simplex_grid",
     "split_seen_unseen",
     "validate_preference",
