@@ -15,8 +15,9 @@
 # and summary are then kept under the VARIANT too (model-<VARIANT>_s<seed>, stage-<VARIANT>_s<seed>), e.g.
 #   SEEDS=2 PIECES="stage grid eval" VARIANT=stage2ep STAGE_ARGS="--epochs 2" bash benchmarks/smollm2_seeds_run.sh
 # Run folders (checkpoints, logs, the stage's 517 MB model) go under RUNS (default runs/i25); each finished
-# evaluation's summary.json is also copied to RESULTS/<piece>_s<seed>/ (default benchmarks/results/smollm2), a
-# few kilobytes kept with the repository, which is what smollm2_seeds.py reads.
+# evaluation's summary.json (and frontier.csv, the mean rewards at each evaluation weight) is also copied to
+# RESULTS/<piece>_s<seed>/ (default benchmarks/results/smollm2), a few kilobytes kept with the repository; the
+# summaries are what smollm2_seeds.py reads.
 # Resumable: a piece whose summary is already in RESULTS is skipped, and so is the stage when no piece asked for
 # needs it and every piece of its seed is done, so the script can be started again after an interruption or on
 # another machine. About 30 minutes for the stage on two threads, 10 for its evaluation and 45-50 per method (96
@@ -41,11 +42,12 @@ kept() { [ -f "$RESULTS/$1/summary.json" ]; }
 name() {  # the folder of piece $1 of seed $2: stage_s0, meta_s0, meta-beta0.01_s0 ...
   if [ "$1" = eval ]; then echo "stage${STAGE_ARGS:+-$VARIANT}_s$2"; else echo "$1${VARIANT:+-$VARIANT}_s$2"; fi
 }
-keep() {  # copy the one summary.json a finished run wrote into RESULTS
+keep() {  # copy the one summary.json a finished run wrote into RESULTS, with its frontier.csv when it has one
   local found
   found=$(find "$RUNS/$1" -name summary.json)
   [ "$(printf '%s\n' "$found" | grep -c .)" = 1 ] || { echo "$RUNS/$1: expected one summary.json, found: $found" >&2; exit 1; }
   mkdir -p "$RESULTS/$1" && cp "$found" "$RESULTS/$1/summary.json"
+  [ ! -f "$(dirname "$found")/frontier.csv" ] || cp "$(dirname "$found")/frontier.csv" "$RESULTS/$1/frontier.csv"
 }
 for s in $SEEDS; do
   model="$RUNS/model${STAGE_ARGS:+-$VARIANT}_s$s"

@@ -9,7 +9,8 @@ from smollm2_artifacts import REPO
 
 SCRIPT = REPO / "benchmarks" / "smollm2_seeds_run.sh"
 
-# Records each call, writes the stage's model folder or the run's summary.json as the real scripts would.
+# Records each call, writes the stage's model folder or the run's summary.json and frontier.csv as the real scripts
+# would.
 FAKE_PYTHON = """#!/usr/bin/env bash
 echo "$*" >> "$CALLS"
 script=$1; shift
@@ -20,7 +21,8 @@ case "$script" in
   recipes/train.py)
     for a in "$@"; do case $a in --trainer.default_root_dir=*) root=${a#*=};; esac; done
     mkdir -p "$root/lightning_logs/version_0"
-    echo '{"step": 96}' > "$root/lightning_logs/version_0/summary.json";;
+    echo '{"step": 96}' > "$root/lightning_logs/version_0/summary.json"
+    echo 'w_1,w_2,seen,r_1,r_2,pu' > "$root/lightning_logs/version_0/frontier.csv";;
 esac
 """
 
@@ -59,6 +61,7 @@ def test_a_lever_rebuilds_the_stage_it_needs_even_when_the_seed_is_done(tmp_path
     assert calls[1].endswith("--trainer.max_steps=192")
     assert len(calls) == 2
     assert (results / "grid-steps192_s2" / "summary.json").is_file()
+    assert (results / "grid-steps192_s2" / "frontier.csv").read_text().startswith("w_1,w_2,seen")
     # Started again, nothing is left to do: no stage, no run.
     done, calls = _run(tmp_path, bin_dir, results, **lever)
     assert done.returncode == 0, done.stderr
