@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import statistics
+from typing import NamedTuple
 
 import torch
 
@@ -38,10 +39,19 @@ def _one(folder: str, name: str) -> str:
     return found[0]
 
 
-def load_sweep(
-    folder: str,
-) -> tuple[list[str], list[tuple[float, ...]], list[bool], torch.Tensor, list[list[str]]]:
-    """Objective names, weights, seen mask, rewards ``[P, W, K]`` and completions ``[P][W]`` of a run's sweep."""
+class Sweep(NamedTuple):
+    """A run's final evaluation, read back from its folder."""
+
+    objectives: list[str]
+    weights: list[tuple[float, ...]]  # [W] the evaluation weights, as frontier.csv lists them
+    seen: list[bool]  # [W] whether each weight was seen in training
+    rewards: torch.Tensor  # [P, W, K] float64
+    texts: list[list[str]]  # [P][W] the greedy completions
+    prompts: list[str]  # [P] in the order of samples.jsonl
+
+
+def load_sweep(folder: str) -> Sweep:
+    """Objective names, weights, seen mask, rewards ``[P, W, K]``, completions and prompts of a run's sweep."""
     with open(_one(folder, "frontier.csv")) as f:
         rows = list(csv.DictReader(f))
     k = sum(c.startswith("w_") for c in rows[0])
@@ -63,7 +73,7 @@ def load_sweep(
         raise SystemExit(
             f"{folder}: samples.jsonl lacks {int(rewards.isnan().any(-1).sum())} (prompt, w) pairs"
         )
-    return objectives, weights, seen, rewards, texts
+    return Sweep(objectives, weights, seen, rewards, texts, prompts)
 
 
 def _median(counts: list[int], prompts: list[int]) -> str:
@@ -72,7 +82,7 @@ def _median(counts: list[int], prompts: list[int]) -> str:
 
 def report(folder: str) -> list[str]:
     """One markdown row per (part of the sweep, objective)."""
-    objectives, weights, seen, rewards, texts = load_sweep(folder)
+    objectives, weights, seen, rewards, texts, _ = load_sweep(folder)
     lines = []
     for part, keep in (("seen", True), ("unseen", False)):
         cols = [i for i, s in enumerate(seen) if s == keep]

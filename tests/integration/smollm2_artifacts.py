@@ -36,6 +36,22 @@ def recipe_script(name: str) -> ModuleType:
     return sys.modules[key]
 
 
+def write_sweep_folder(folder: Path, seen: list[tuple[float, float]], samples: list[dict]) -> Path:
+    """A run folder holding one evaluation as ``ParetoEvaluation`` writes it, for the scripts that read it back.
+
+    ``frontier.csv`` lists every weight of ``samples`` in order of first appearance (its mean rewards are
+    placeholders: the scripts take the rewards from ``samples.jsonl``), marked seen when it is in ``seen``.
+    """
+    logs = folder / "lightning_logs" / "version_0"
+    logs.mkdir(parents=True)
+    weights = list(dict.fromkeys(tuple(s["w"]) for s in samples))
+    rows = ["w_1,w_2,seen,r_1,r_2,pu"]
+    rows += [f"{w1:.4f},{w2:.4f},{int((w1, w2) in seen)},0.5,0.5,0.1" for w1, w2 in weights]
+    (logs / "frontier.csv").write_text("\n".join(rows) + "\n")
+    (logs / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples) + "\n")
+    return folder
+
+
 def build_tiny_smollm2(home: str | Path) -> Path:
     """Write the tiny model to ``<home>/.cache/pareto_lightning/smollm2-135m-instruct`` (the recipes' ``~`` path)."""
     import torch

@@ -1,22 +1,15 @@
 """``benchmarks/smollm2_unsteered.py`` on a hand-written sweep: 3 prompts x 5 weights (4 seen, 1 unseen)."""
 
-import json
 import subprocess
 import sys
 
-from smollm2_artifacts import REPO
+from smollm2_artifacts import REPO, write_sweep_folder
 
 SEEN = [(1.0, 0.0), (2 / 3, 1 / 3), (1 / 3, 2 / 3), (0.0, 1.0)]
 UNSEEN = [(0.5, 0.5)]
 
 
 def _run_folder(tmp_path):
-    logs = tmp_path / "run" / "lightning_logs" / "version_0"
-    logs.mkdir(parents=True)
-    rows = ["w_1,w_2,seen,r_1,r_2,pu"] + [
-        f"{w1:.4f},{w2:.4f},{int((w1, w2) in SEEN)},0.5,0.5,0.1" for w1, w2 in SEEN + UNSEEN
-    ]
-    (logs / "frontier.csv").write_text("\n".join(rows) + "\n")
     samples = []
     for w1, w2 in SEEN + UNSEEN:
         # follows w: r = w, a new text at each w;  ignores w: one text;  against w: r = 1 - w, a new text at each w
@@ -25,8 +18,7 @@ def _run_folder(tmp_path):
             {"prompt": "ignores", "w": [w1, w2], "completion": "same", "rewards": {"a": 0.5, "b": 0.5}},
             {"prompt": "against", "w": [w1, w2], "completion": f"g{w1}", "rewards": {"a": w2, "b": w1}},
         ]
-    (logs / "samples.jsonl").write_text("\n".join(json.dumps(s) for s in samples) + "\n")
-    return tmp_path / "run"
+    return write_sweep_folder(tmp_path / "run", SEEN, samples)
 
 
 def _unsteered(run):
